@@ -1,0 +1,21 @@
+"""rootwatch: root-user activity detection for every account of an AWS Organization.
+
+settings -> accounts -> one monitor per account -> exports.
+"""
+
+import pulumi
+
+from rootwatch import monitor, organization, outputs
+from rootwatch import settings as rw_settings
+from rootwatch.errors import RootwatchError
+
+try:
+    # Validated before anything is registered: a bad config deploys nothing.
+    settings = rw_settings.from_pulumi()
+except RootwatchError as exc:
+    raise pulumi.RunError(f"invalid stack config: {exc}") from None
+
+scope = organization.discover(settings)
+secret_keys = rw_settings.secret_config_keys()
+monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
+outputs.export(scope, monitors)

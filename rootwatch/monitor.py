@@ -1,0 +1,348 @@
+"""RootActivityMonitor: the whole root-activity chain for one account.
+
+trail -> CloudWatch Logs -> CIS metric filter -> alarm -> SNS -> humans, every
+child created through the account's own provider in the account's home region.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from rootwatch import alerting, detection
+from rootwatch.alerting import partition
+from rootwatch.organization import Account
+from rootwatch.settings import RootwatchSettings, Subscription
+from rootwatch.severity import Severity
+
+COMPONENT_TYPE = "rootwatch:index:RootActivityMonitor"
+LOG_GROUP_NAME = "/rootwatch/cloudtrail"
+METRIC_FILTER_NAME = "rootwatch-root-usage"
+ALARM_NAME = "rootwatch-root-activity"
+TRAIL_ROLE_NAME = "rootwatch-cloudtrail-to-logs"
+
+
+@dataclass(frozen=True)
+class RootActivityMonitorArgs:
+    account: Account
+    settings: RootwatchSettings
+    # The account's baseline level: the alarm publishes to this level's route.
+    severity: Severity
+    # Levels that get a topic (baseline first); every one has subscribers.
+    levels: Sequence[Severity]
+    routes: Mapping[Severity, Sequence[Subscription]]
+    secret_endpoints: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def trail_arn(account_id: str, region: str, trail_name: str) -> str:
+    return f"arn:{partition(region)}:cloudtrail:{region}:{account_id}:trail/{trail_name}"
+
+
+def log_group_arn(account_id: str, region: str, name: str) -> str:
+    return f"arn:{partition(region)}:logs:{region}:{account_id}:log-group:{name}"
+
+
+def bucket_name(account_id: str, region: str) -> str:
+    return f"rootwatch-trail-{account_id}-{region}"
+
+
+def bucket_policy(bucket: str, account_id: str, region: str, trail_name: str) -> dict[str, Any]:
+    p = partition(region)
+    source = {"aws:SourceArn": trail_arn(account_id, region, trail_name)}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CloudTrailAclCheck",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "s3:GetBucketAcl",
+                "Resource": f"arn:{p}:s3:::{bucket}",
+                "Condition": {"StringEquals": source},
+            },
+            {
+                "Sid": "CloudTrailWrite",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": f"arn:{p}:s3:::{bucket}/AWSLogs/{account_id}/*",
+                "Condition": {"StringEquals": {**source, "s3:x-amz-acl": "bucket-owner-full-control"}},
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:{p}:s3:::{bucket}", f"arn:{p}:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
+
+
+def trail_role_trust_policy() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def trail_role_policy(account_id: str, region: str, group: str) -> dict[str, Any]:
+    # Least privilege: write streams of this one log group, nothing else.
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DeliverTrailToLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"{log_group_arn(account_id, region, group)}:log-stream:*",
+            }
+        ],
+    }
+
+
+def alarm_description(account: Account, runbook_url: str | None) -> str:
+    text = f"rootwatch: root user activity in account {account.name} ({account.id})."
+    if runbook_url:
+        text += f" Runbook: {runbook_url}"
+    return text
+
+
+class RootActivityMonitor(pulumi.ComponentResource):
+    """Root-activity detection and alerting for one account."""
+
+    trail_arn: pulumi.Output[str] | None
+    log_group_name: pulumi.Output[str]
+    metric_filter_name: pulumi.Output[str]
+    alarm_arn: pulumi.Output[str]
+    topic_arns: dict[Severity, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: RootActivityMonitorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        s = args.settings
+        acct = args.account.id
+        region = s.home_region
+        tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        # Audit data and keys outlive the stack: never deleted by `pulumi destroy`.
+        stateful = pulumi.ResourceOptions(parent=self, protect=s.protect, retain_on_delete=True)
+
+        alerts = alerting.create_alert_topics(
+            name, acct, region, args.levels, args.routes, args.secret_endpoints, child, stateful, tags
+        )
+
+        if s.trail.mode == "managed":
+            group_name = LOG_GROUP_NAME
+            log_group = aws.cloudwatch.LogGroup(
+                f"{name}-log-group",
+                name=group_name,
+                retention_in_days=s.trail.retention_days,
+                kms_key_id=s.trail.kms_key_arn,
+                region=region,
+                tags=tags,
+                opts=stateful,
+            )
+            trail = self._trail(name, args, group_name, log_group, stateful, child, tags)
+            self.trail_arn = trail.arn
+            self.log_group_name = log_group.name
+        else:
+            group_name = s.trail.log_group_name or ""
+            self.trail_arn = None
+            self.log_group_name = pulumi.Output.from_input(group_name)
+
+        metric_filter = aws.cloudwatch.LogMetricFilter(
+            f"{name}-metric-filter",
+            name=METRIC_FILTER_NAME,
+            log_group_name=self.log_group_name,
+            # Byte-exact CIS / Security Hub CloudWatch.1 string; extra detection lives elsewhere.
+            pattern=detection.CIS_PATTERN,
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=detection.CIS_METRIC_NAME, namespace=s.alarm.namespace, value="1"
+            ),
+            region=region,
+            opts=child,
+        )
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-alarm",
+            name=ALARM_NAME,
+            alarm_description=alarm_description(args.account, s.runbook_url),
+            namespace=s.alarm.namespace,
+            metric_name=detection.CIS_METRIC_NAME,
+            statistic="Sum",
+            period=s.alarm.period_seconds,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            actions_enabled=True,
+            alarm_actions=[alerts.topics[args.severity].arn],
+            region=region,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[metric_filter]),
+        )
+        self.metric_filter_name = metric_filter.name
+        self.alarm_arn = alarm.arn
+        self.topic_arns = {lvl: t.arn for lvl, t in alerts.topics.items()}
+        self.register_outputs(
+            {
+                "trailArn": self.trail_arn,
+                "logGroupName": self.log_group_name,
+                "metricFilterName": self.metric_filter_name,
+                "alarmArn": self.alarm_arn,
+                "topicArns": {lvl.value: arn for lvl, arn in self.topic_arns.items()},
+            }
+        )
+
+    def _trail(
+        self,
+        name: str,
+        args: RootActivityMonitorArgs,
+        group_name: str,
+        log_group: aws.cloudwatch.LogGroup,
+        stateful: pulumi.ResourceOptions,
+        child: pulumi.ResourceOptions,
+        tags: dict[str, str],
+    ) -> aws.cloudtrail.Trail:
+        s = args.settings
+        acct, region, trail_name = args.account.id, s.home_region, s.trail.name
+        bname = bucket_name(acct, region)
+        bucket = aws.s3.Bucket(f"{name}-trail-bucket", bucket=bname, force_destroy=False, region=region, tags=tags, opts=stateful)
+        aws.s3.BucketVersioning(
+            f"{name}-trail-bucket-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            region=region,
+            opts=child,
+        )
+        public_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-trail-bucket-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            region=region,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-trail-bucket-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            region=region,
+            opts=child,
+        )
+        kms = s.trail.kms_key_arn
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-trail-bucket-encryption",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms" if kms else "AES256", kms_master_key_id=kms
+                    ),
+                    bucket_key_enabled=bool(kms),
+                )
+            ],
+            region=region,
+            opts=child,
+        )
+        self._lifecycle(name, bucket, s, region, child)
+        policy = aws.s3.BucketPolicy(
+            f"{name}-trail-bucket-policy",
+            bucket=bucket.id,
+            policy=json.dumps(bucket_policy(bname, acct, region, trail_name)),
+            region=region,
+            # A policy applied before the public-access block can race it (409 conflicts).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+        )
+        role = aws.iam.Role(
+            f"{name}-trail-role",
+            name=TRAIL_ROLE_NAME,
+            description="rootwatch: lets CloudTrail deliver to its CloudWatch Logs group",
+            assume_role_policy=json.dumps(trail_role_trust_policy()),
+            tags=tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-trail-role-policy",
+            role=role.id,
+            policy=json.dumps(trail_role_policy(acct, region, group_name)),
+            opts=child,
+        )
+        return aws.cloudtrail.Trail(
+            f"{name}-trail",
+            name=trail_name,
+            s3_bucket_name=bucket.id,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            enable_log_file_validation=True,
+            enable_logging=True,
+            kms_key_id=kms,
+            # Read AND write, nothing excluded: a leaked root key listing buckets is read-only.
+            event_selectors=[
+                aws.cloudtrail.TrailEventSelectorArgs(
+                    read_write_type="All", include_management_events=True, exclude_management_event_sources=[]
+                )
+            ],
+            cloud_watch_logs_group_arn=log_group.arn.apply(lambda arn: f"{arn}:*"),
+            cloud_watch_logs_role_arn=role.arn,
+            region=region,
+            tags=tags,
+            # CloudTrail validates bucket access and role at creation time.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, role_policy]),
+        )
+
+    def _lifecycle(
+        self, name: str, bucket: aws.s3.Bucket, s: RootwatchSettings, region: str, child: pulumi.ResourceOptions
+    ) -> None:
+        lc = s.trail.lifecycle
+        if not (lc.glacier_after_days or lc.expire_after_days):
+            return
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-trail-bucket-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="rootwatch-trail-retention",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    transitions=[
+                        aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=lc.glacier_after_days, storage_class="GLACIER")
+                    ]
+                    if lc.glacier_after_days
+                    else None,
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lc.expire_after_days)
+                    if lc.expire_after_days
+                    else None,
+                )
+            ],
+            region=region,
+            opts=child,
+        )
+
+
+def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_keys: set[str]) -> RootActivityMonitor:
+    """One monitor per account, through that account's own provider."""
+    from rootwatch import organization
+
+    baseline = organization.baseline_severity(settings, account)
+    provider = organization.provider_for(account, settings, stack)
+    args = RootActivityMonitorArgs(
+        account=account,
+        settings=settings,
+        severity=baseline,
+        levels=settings.levels_for(baseline, account.id),
+        routes=settings.routes,
+        secret_endpoints="routes" in secret_keys,
+        tags=organization.managed_tags(stack),
+    )
+    return RootActivityMonitor(f"rootwatch-{account.id}", args, pulumi.ResourceOptions(provider=provider))

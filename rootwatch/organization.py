@@ -1,0 +1,186 @@
+"""Which accounts the stack monitors, and the provider each one is deployed through.
+
+Discovery uses the Organizations API through Pulumi invokes (synchronous, so the
+account list is plain data before any resource is registered). Selection is a
+pure function over that data.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from rootwatch.settings import AccountMatch, RootwatchSettings
+from rootwatch.severity import Severity
+
+ACTIVE = "ACTIVE"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    email: str = ""
+    state: str = ACTIVE
+    # Ids from the root to the account's parent: ("r-ab12", "ou-ab12-prod0001").
+    ou_path: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    is_management: bool = False
+    # Display name of the parent OU, when known.
+    ou_name: str = ""
+
+    @property
+    def ou(self) -> str:
+        """The parent OU (or root) id; "" when unknown."""
+        return self.ou_path[-1] if self.ou_path else ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    id: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    management_account_id: str | None
+    accounts: tuple[Account, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def matches(match: AccountMatch, account: Account) -> bool:
+    """An AccountMatch holds when every criterion it sets holds."""
+    if match.accounts and account.id not in match.accounts:
+        return False
+    if match.ous and not set(match.ous) & set(account.ou_path):
+        return False
+    if any(account.tags.get(k) != v for k, v in match.tags.items()):
+        return False
+    if match.name_glob and not fnmatch.fnmatchcase(account.name, match.name_glob):
+        return False
+    return True
+
+
+def baseline_severity(settings: RootwatchSettings, account: Account) -> Severity:
+    """The first matching severity rule wins; otherwise the default."""
+    for rule in settings.severity.rules:
+        if matches(rule.match, account):
+            return rule.level
+    return settings.severity.default
+
+
+def select(candidates: Iterable[Account], settings: RootwatchSettings, management_account_id: str | None) -> Scope:
+    """Apply state, include/exclude and shard selection; every account left out gets a reason."""
+    acc = settings.accounts
+    chosen: list[Account] = []
+    skipped: list[Skipped] = []
+    for a in sorted(candidates, key=lambda x: x.id):
+        reason = None
+        if a.state != ACTIVE:
+            reason = f"account is {a.state}"
+        elif a.id in acc.exclude_accounts:
+            reason = "excluded by accounts.excludeAccounts"
+        elif set(acc.exclude_ous) & set(a.ou_path):
+            reason = "in an OU excluded by accounts.excludeOus"
+        elif a.is_management and not acc.include_management:
+            reason = "management account (accounts.includeManagement is false)"
+        elif (acc.include_ous or acc.include_accounts) and not (
+            a.id in acc.include_accounts or set(acc.include_ous) & set(a.ou_path)
+        ):
+            reason = "not in accounts.includeOus or accounts.includeAccounts"
+        if reason:
+            skipped.append(Skipped(a.id, a.name, reason))
+        else:
+            chosen.append(a)
+    if settings.shard:
+        from rootwatch import shards
+
+        chosen, out = shards.select(chosen, settings.shard, settings.shard_max_accounts)
+        skipped.extend(Skipped(a.id, a.name, f"assigned to shard {s}") for a, s in out)
+    return Scope(management_account_id, tuple(chosen), tuple(skipped))
+
+
+def _needs_tags(settings: RootwatchSettings) -> bool:
+    return any(r.match.tags for r in settings.severity.rules)
+
+
+def discover(settings: RootwatchSettings) -> Scope:
+    """Resolve the accounts in scope: from config (source 'list') or the Organizations API."""
+    if settings.accounts.source == "list":
+        accounts = [
+            Account(e.id, e.name, e.email or "", ACTIVE, (e.ou,) if e.ou else (), e.tags) for e in settings.accounts.list
+        ]
+        return select(accounts, settings, None)
+    import pulumi_aws as aws
+
+    accounts, management_id = _walk_organization(settings, aws.organizations)
+    return select(accounts, settings, management_id)
+
+
+def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[Account], str]:
+    """Read the organization: accounts and states, then the OU tree for each account's path."""
+    org = orgs.get_organization()  # type: ignore[attr-defined]
+    mgmt = org.master_account_id
+    paths: dict[str, tuple[str, ...]] = {}
+    ou_names: dict[str, str] = {}
+    roots = [r.id for r in (org.roots or [])]
+
+    def walk(parent: str, path: tuple[str, ...]) -> None:
+        for child in orgs.get_organizational_unit_child_accounts(parent_id=parent).accounts or []:  # type: ignore[attr-defined]
+            paths[child.id] = path
+        for ou in orgs.get_organizational_units(parent_id=parent).children or []:  # type: ignore[attr-defined]
+            ou_names[ou.id] = ou.name
+            walk(ou.id, path + (ou.id,))
+
+    for root in roots:
+        walk(root, (root,))
+    tags_of: Callable[[str], Mapping[str, str]] = (
+        (lambda i: orgs.get_resource_tags(resource_id=i).tags or {})  # type: ignore[attr-defined]
+        if _needs_tags(settings)
+        else (lambda i: {})
+    )
+    accounts = []
+    for a in org.accounts or []:
+        state = a.state or a.status or ACTIVE
+        path = paths.get(a.id, ())
+        accounts.append(
+            Account(a.id, a.name, a.email, state, path, tags_of(a.id) if state == ACTIVE else {}, a.id == mgmt,
+                    ou_names.get(path[-1], "") if path else "")
+        )
+    return accounts, mgmt
+
+
+def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "object | None":
+    """The account's explicit provider; None (the default provider) for the management account.
+
+    ``allowed_account_ids`` pins the provider to its account, so a wrong role ARN
+    fails instead of deploying into another account.
+    """
+    if account.is_management:
+        return None
+    import pulumi
+    import pulumi_aws as aws
+    from rootwatch.alerting import partition
+
+    access = settings.access
+    role_arn = f"arn:{partition(settings.home_region)}:iam::{account.id}:role/{access.role_name}"
+    external_id = access.external_id
+    return aws.Provider(
+        f"account-{account.id}",
+        region=settings.home_region,
+        assume_roles=[
+            aws.ProviderAssumeRoleArgs(
+                role_arn=role_arn,
+                session_name=access.session_name,
+                external_id=pulumi.Output.secret(external_id) if external_id else None,
+            )
+        ],
+        allowed_account_ids=[account.id],
+        default_tags=aws.ProviderDefaultTagsArgs(tags=managed_tags(stack)),
+    )
+
+
+def managed_tags(stack: str) -> dict[str, str]:
+    return {"rootwatch:managed": "true", "rootwatch:stack": stack}
