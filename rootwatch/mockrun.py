@@ -42,6 +42,8 @@ class Registered:
     retain_on_delete: bool
     dependencies: list[str]
     aliases: list[Any]
+    # Top-level input keys whose value is marked secret (the engine encrypts them in state).
+    secret_inputs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -256,9 +258,22 @@ class RecordingMonitor(pmocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     dependencies=list(request.dependencies),
                     aliases=list(request.aliases) + list(request.aliasURNs),
+                    secret_inputs=_secret_keys(request.object),
                 )
             )
         return response
+
+
+def _is_secret(value: Any) -> bool:
+    if value.HasField("struct_value"):
+        fields = value.struct_value.fields
+        sig = fields.get(rpc._special_sig_key)  # noqa: SLF001 - the wire format's marker
+        return sig is not None and sig.string_value == rpc._special_secret_sig  # noqa: SLF001
+    return False
+
+
+def _secret_keys(obj: Any) -> frozenset[str]:
+    return frozenset(k for k, v in obj.fields.items() if _is_secret(v))
 
 
 def run(

@@ -1,0 +1,272 @@
+"""The real __main__.py, run under the Pulumi mock runtime against the example stacks.
+
+mockrun.run() calls set_mocks before the program is imported, so apply
+callbacks do run (the outputs assertions below would fail otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rootwatch import mockrun
+from rootwatch.detection import CIS_PATTERN
+
+MGMT = "111111111111"
+MEMBERS_IN_SCOPE = {"222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}
+IN_SCOPE = MEMBERS_IN_SCOPE | {MGMT}
+CIS_EXACT = '{$.userIdentity.type="Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType !="AwsServiceEvent"}'
+
+
+@pytest.fixture(scope="module")
+def run() -> mockrun.Run:
+    return mockrun.run("example")
+
+
+@pytest.fixture(scope="module")
+def explicit() -> mockrun.Run:
+    return mockrun.run("explicit")
+
+
+def component_of(run: mockrun.Run, r: mockrun.Registered) -> str:
+    """The account id of the RootActivityMonitor a resource sits under."""
+    by_urn = {x.urn: x for x in run.resources}
+    node = r
+    while node.type != "rootwatch:index:RootActivityMonitor":
+        node = by_urn[node.parent]
+    return node.name.removeprefix("rootwatch-")
+
+
+def policy(r: mockrun.Registered) -> dict[str, Any]:
+    return json.loads(r.inputs["policy"])
+
+
+def statement(doc: dict[str, Any], sid: str) -> dict[str, Any]:
+    return next(s for s in doc["Statement"] if s.get("Sid") == sid)
+
+
+def of_account(run: mockrun.Run, typ: str, account: str) -> list[mockrun.Registered]:
+    return [r for r in run.by_type(typ) if component_of(run, r) == account]
+
+
+def test_every_account_in_scope_gets_the_whole_chain(run: mockrun.Run) -> None:
+    monitors = run.by_type("rootwatch:index:RootActivityMonitor")
+    assert {m.name for m in monitors} == {f"rootwatch-{a}" for a in IN_SCOPE}
+    for typ in (
+        "aws:cloudtrail/trail:Trail",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:kms/key:Key",
+    ):
+        assert sorted(component_of(run, r) for r in run.by_type(typ)) == sorted(IN_SCOPE), typ
+    assert set(run.outputs["accounts"]) == IN_SCOPE
+
+
+def test_skipped_accounts_are_reported_with_reasons(run: mockrun.Run) -> None:
+    skipped = {s["id"]: s["reason"] for s in run.outputs["skipped"]}
+    assert skipped == {
+        "222222222207": "account is SUSPENDED",
+        "222222222208": "not in accounts.includeOus or accounts.includeAccounts",
+        "222222222209": "account is CLOSED",
+    }
+
+
+def test_metric_filter_is_the_byte_exact_cis_pattern(run: mockrun.Run) -> None:
+    assert CIS_PATTERN == CIS_EXACT
+    for f in run.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter"):
+        assert f.inputs["pattern"] == CIS_EXACT
+        assert f.inputs["logGroupName"] == "/rootwatch/cloudtrail"
+        assert f.inputs["metricTransformation"] == {"name": "RootAccountUsage", "namespace": "CISLogMetrics", "value": "1"}
+
+
+def test_alarm_fires_on_a_single_event_and_notifies_the_baseline_route(run: mockrun.Run) -> None:
+    for a in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        i = a.inputs
+        assert (i["metricName"], i["namespace"], i["statistic"]) == ("RootAccountUsage", "CISLogMetrics", "Sum")
+        assert (i["threshold"], i["comparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert (i["period"], i["evaluationPeriods"], i["datapointsToAlarm"]) == (60, 1, 1)
+        assert i["treatMissingData"] == "notBreaching"
+        assert i["actionsEnabled"] is True
+        acct = component_of(run, a)
+        assert acct in i["alarmDescription"] and "https://wiki.example.com/security/runbooks/root-activity" in i["alarmDescription"]
+    # payments-prod is in production: critical baseline; alice's sandbox is low.
+    (prod,) = of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222201")
+    assert prod.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222201:rootwatch-alerts-critical"]
+    (sandbox,) = of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222206")
+    assert sandbox.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222206:rootwatch-alerts-low"]
+
+
+def test_trail_is_multi_region_validated_and_records_reads_and_writes(run: mockrun.Run) -> None:
+    for t in run.by_type("aws:cloudtrail/trail:Trail"):
+        acct = component_of(run, t)
+        i = t.inputs
+        assert i["name"] == "rootwatch"
+        assert i["isMultiRegionTrail"] is True
+        assert i["includeGlobalServiceEvents"] is True
+        assert i["enableLogFileValidation"] is True
+        assert i["eventSelectors"] == [{"readWriteType": "All", "includeManagementEvents": True, "excludeManagementEventSources": []}]
+        assert i["cloudWatchLogsGroupArn"] == f"arn:aws:logs:us-east-1:{acct}:log-group:/rootwatch/cloudtrail:*"
+        assert i["s3BucketName"] == f"rootwatch-trail-{acct}-us-east-1"
+        # The trail waits for the bucket policy and the delivery role's policy.
+        by_urn = {x.urn: x for x in run.resources}
+        assert {by_urn[d].type for d in t.dependencies} >= {"aws:s3/bucketPolicy:BucketPolicy", "aws:iam/rolePolicy:RolePolicy"}
+
+
+def test_member_providers_assume_the_role_into_their_own_account_only(run: mockrun.Run) -> None:
+    providers = {p.name: p for p in run.by_type("pulumi:providers:aws")}
+    assert set(providers) == {f"account-{a}" for a in MEMBERS_IN_SCOPE}
+    for acct in MEMBERS_IN_SCOPE:
+        i = providers[f"account-{acct}"].inputs
+        roles = json.loads(i["assumeRoles"])
+        assert roles == [{"roleArn": f"arn:aws:iam::{acct}:role/OrganizationAccountAccessRole", "sessionName": "rootwatch"}]
+        assert json.loads(i["allowedAccountIds"]) == [acct]
+        assert json.loads(i["defaultTags"]) == {"tags": {"rootwatch:managed": "true", "rootwatch:stack": "example"}}
+        assert i["region"] == "us-east-1"
+
+
+def test_every_child_is_created_through_its_own_accounts_provider(run: mockrun.Run) -> None:
+    provider_urns = {p.urn: json.loads(p.inputs["allowedAccountIds"])[0] for p in run.by_type("pulumi:providers:aws")}
+    custom = [r for r in run.resources if r.custom and r.type != "pulumi:providers:aws"]
+    assert len(custom) > 10 * len(IN_SCOPE)
+    for r in custom:
+        acct = component_of(run, r)
+        ref = r.provider.rsplit("::", 1)[0]
+        if acct == MGMT:
+            # The management account never assumes a role into itself: default provider.
+            assert ref == "", r.name
+        else:
+            assert provider_urns.get(ref) == acct, r.name
+
+
+def test_bucket_policy_lets_only_this_trail_write_and_denies_plain_http(run: mockrun.Run) -> None:
+    for bp in run.by_type("aws:s3/bucketPolicy:BucketPolicy"):
+        acct = component_of(run, bp)
+        doc = policy(bp)
+        trail = f"arn:aws:cloudtrail:us-east-1:{acct}:trail/rootwatch"
+        bucket = f"arn:aws:s3:::rootwatch-trail-{acct}-us-east-1"
+        acl = statement(doc, "CloudTrailAclCheck")
+        assert acl["Principal"] == {"Service": "cloudtrail.amazonaws.com"} and acl["Action"] == "s3:GetBucketAcl"
+        assert acl["Resource"] == bucket and acl["Condition"] == {"StringEquals": {"aws:SourceArn": trail}}
+        write = statement(doc, "CloudTrailWrite")
+        assert write["Action"] == "s3:PutObject" and write["Resource"] == f"{bucket}/AWSLogs/{acct}/*"
+        assert write["Condition"]["StringEquals"]["aws:SourceArn"] == trail
+        deny = statement(doc, "DenyInsecureTransport")
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == [bucket, f"{bucket}/*"]
+
+
+def test_bucket_is_versioned_private_owner_enforced_and_encrypted(run: mockrun.Run) -> None:
+    assert all(v.inputs["versioningConfiguration"] == {"status": "Enabled"} for v in run.by_type("aws:s3/bucketVersioning:BucketVersioning"))
+    for pab in run.by_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
+        assert all(pab.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(o.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"} for o in run.by_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls"))
+    for e in run.by_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"):
+        assert e.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    for lc in run.by_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+        rule = lc.inputs["rules"][0]
+        assert rule["transitions"] == [{"days": 90, "storageClass": "GLACIER"}] and rule["expiration"] == {"days": 2557}
+
+
+def test_trail_role_may_only_write_to_its_log_group(run: mockrun.Run) -> None:
+    for rp in run.by_type("aws:iam/rolePolicy:RolePolicy"):
+        acct = component_of(run, rp)
+        (st,) = policy(rp)["Statement"]
+        assert st["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+        assert st["Resource"] == f"arn:aws:logs:us-east-1:{acct}:log-group:/rootwatch/cloudtrail:log-stream:*"
+    for role in run.by_type("aws:iam/role:Role"):
+        if role.name.endswith("-trail-role"):
+            (st,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+            assert st["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+
+
+def test_alert_key_lets_cloudwatch_and_eventbridge_encrypt(run: mockrun.Run) -> None:
+    for key in run.by_type("aws:kms/key:Key"):
+        if not key.name.endswith("-alerts-key"):
+            continue
+        acct = component_of(run, key)
+        doc = policy(key)
+        admin = statement(doc, "EnableAccountIamPolicies")
+        assert admin["Principal"] == {"AWS": f"arn:aws:iam::{acct}:root"}
+        use = statement(doc, "AllowAlarmAndEventDelivery")
+        assert set(use["Principal"]["Service"]) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+        assert set(use["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        assert key.inputs["enableKeyRotation"] is True
+
+
+def test_topics_use_the_customer_key_and_only_this_accounts_alarms_publish(run: mockrun.Run) -> None:
+    keys = {r.urn: r for r in run.by_type("aws:kms/key:Key")}
+    for topic in run.by_type("aws:sns/topic:Topic"):
+        acct = component_of(run, topic)
+        key_arn = topic.inputs["kmsMasterKeyId"]
+        assert key_arn != "alias/aws/sns" and key_arn.startswith(f"arn:aws:kms:us-east-1:{acct}:key/")
+        assert any(k for k in keys.values() if component_of(run, k) == acct)
+    for tp in run.by_type("aws:sns/topicPolicy:TopicPolicy"):
+        acct = component_of(run, tp)
+        pub = statement(policy(tp), "CloudWatchAlarmsPublish")
+        assert pub["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and pub["Action"] == "sns:Publish"
+        assert pub["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
+        assert pub["Resource"] == tp.inputs["arn"]
+
+
+def test_subscriptions_follow_the_routes_of_each_level(run: mockrun.Run) -> None:
+    subs = of_account(run, "aws:sns/topicSubscription:TopicSubscription", "222222222201")
+    by_topic: dict[str, list[str]] = {}
+    for s in subs:
+        by_topic.setdefault(s.inputs["topic"].rsplit(":", 1)[1], []).append(s.inputs["protocol"])
+    # Critical baseline: only the critical level exists for payments-prod.
+    assert by_topic == {"rootwatch-alerts-critical": ["https", "email"]}
+
+
+def test_stateful_resources_are_protected_and_retained(run: mockrun.Run) -> None:
+    for typ in ("aws:s3/bucket:Bucket", "aws:cloudwatch/logGroup:LogGroup", "aws:kms/key:Key"):
+        for r in run.by_type(typ):
+            assert r.protect and r.retain_on_delete, r.name
+    for r in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        assert not r.retain_on_delete
+
+
+def test_resource_names_are_unique_and_stable(run: mockrun.Run) -> None:
+    urns = [r.urn for r in run.resources]
+    assert len(urns) == len(set(urns))
+    names = {r.name for r in run.resources}
+    for acct in IN_SCOPE:
+        for suffix in ("trail", "log-group", "metric-filter", "alarm", "trail-bucket", "alerts-key"):
+            assert f"rootwatch-{acct}-{suffix}" in names
+
+
+def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(explicit: mockrun.Run) -> None:
+    assert explicit.by_type("aws:cloudtrail/trail:Trail") == []
+    assert explicit.by_type("aws:s3/bucket:Bucket") == []
+    filters = explicit.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    assert len(filters) == 2
+    assert all(f.inputs["logGroupName"] == "aws-controltower/CloudTrailLogs" and f.inputs["pattern"] == CIS_EXACT for f in filters)
+    providers = explicit.by_type("pulumi:providers:aws")
+    assert sorted(json.loads(p.inputs["assumeRoles"])[0]["roleArn"] for p in providers) == [
+        "arn:aws:iam::333333333301:role/RootwatchDeployer",
+        "arn:aws:iam::333333333302:role/RootwatchDeployer",
+    ]
+    assert all(json.loads(p.inputs["allowedAccountIds"]) == [p.name.removeprefix("account-")] for p in providers)
+    assert explicit.invokes == [] or all("organizations" not in t for t in explicit.invokes)
+
+
+def test_secret_route_endpoints_stay_secret(run: mockrun.Run) -> None:
+    # The example's PagerDuty endpoint is a `secure:` value: never in outputs.
+    assert "[secret]" not in json.dumps(run.outputs)
+    assert "rootwatch:routes" in run.config.secret_keys
+    secret_subs = [
+        s for s in run.by_type("aws:sns/topicSubscription:TopicSubscription")
+        if s.inputs["protocol"] == "https"
+    ]
+    assert secret_subs and all("endpoint" in s.secret_inputs for s in secret_subs)
+
+
+def test_external_id_is_passed_as_a_secret() -> None:
+    r = mockrun.run("example", extra_config={"rootwatch:access": json.dumps({"externalId": "vending-7f3a9c"})})
+    (p, *_) = r.by_type("pulumi:providers:aws")
+    assert "assumeRoles" in p.secret_inputs
+    assert "vending-7f3a9c" not in json.dumps(r.outputs)
