@@ -20,6 +20,10 @@ from rootwatch.errors import RootwatchError
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "rootwatch.plan",
+    "rootwatch.org",
+    "rootwatch.audit",
+    "rootwatch.drill",
+    "rootwatch.replay",
 )
 
 EXIT_OK = 0

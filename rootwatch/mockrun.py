@@ -9,6 +9,7 @@ look-ups are answered from an org snapshot.
 from __future__ import annotations
 
 import json
+import logging
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from rootwatch.settings import SECRET_PLACEHOLDER
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "rootwatch"
+MONITOR_TYPE = "rootwatch:index:RootActivityMonitor"
 DEFAULT_SNAPSHOT = PROJECT_DIR / "config" / "example-org.json"
 
 
@@ -61,9 +63,30 @@ class Run:
     config: StackConfig
     invokes: list[str] = field(default_factory=list)
     error: BaseException | None = None
+    # Warnings the program logged (pulumi.log.warn), e.g. expired break-glass windows.
+    warnings: list[str] = field(default_factory=list)
 
     def by_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.type == typ]
+
+    def by_account(self) -> dict[str, list[Registered]]:
+        """Cloud resources grouped by the account whose monitor (or provider) owns them."""
+        by_urn = {r.urn: r for r in self.resources}
+        provider_account = {
+            r.urn: r.name.removeprefix("account-") for r in self.resources if r.type == "pulumi:providers:aws"
+        }
+        groups: dict[str, list[Registered]] = {}
+        for r in self.resources:
+            if not r.custom:
+                continue
+            acct = provider_account.get(r.urn)
+            node: Registered | None = r
+            while acct is None and node is not None:
+                if node.type == MONITOR_TYPE:
+                    acct = node.name.removeprefix("rootwatch-")
+                node = by_urn.get(node.parent)
+            groups.setdefault(acct or "", []).append(r)
+        return groups
 
 
 # --- stack config ------------------------------------------------------------------
@@ -96,7 +119,16 @@ def _engine_string(value: Any) -> str:
 
 
 def stack_config_path(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
+    """A stack name (stacks/Pulumi.<name>.yaml) or a path to a stack file."""
+    if stack.endswith((".yaml", ".yml")):
+        return Path(stack)
     return project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def stack_name(stack: str) -> str:
+    if stack.endswith((".yaml", ".yml")):
+        return Path(stack).stem.removeprefix("Pulumi.")
+    return stack
 
 
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfig:
@@ -264,6 +296,18 @@ class RecordingMonitor(pmocks.MockMonitor):
         return response
 
 
+class _CollectingLogger(logging.Logger):
+    """Keeps the program's warnings for the caller instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__("rootwatch.mockrun", logging.WARNING)
+        self.warnings: list[str] = []
+
+    def handle(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(record.getMessage())
+
+
 def _is_secret(value: Any) -> bool:
     if value.HasField("struct_value"):
         fields = value.struct_value.fields
@@ -291,14 +335,16 @@ def run(
     unless ``check`` is False: then they are returned in ``Run.error``.
     """
     config = config or load_stack_config(stack, project_dir)
+    stack = stack_name(stack)
     values = {**config.values, **(extra_config or {})}
     org = org or snap.load(DEFAULT_SNAPSHOT)
     home = values.get("rootwatch:homeRegion", "us-east-1")
     mocks = SnapshotMocks(org, home)
     monitor = RecordingMonitor(mocks)
+    logger = _CollectingLogger()
     # Exports and the root resource are process-global: start clean every run.
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor, logger=logger)
     pulumi.runtime.set_all_config(values, config.secret_keys)
     program_path = program or project_dir / "__main__.py"
     error: list[BaseException] = []
@@ -318,4 +364,4 @@ def run(
     _run()
     if error and check:
         raise error[0]
-    return Run(stack, monitor.registered, outputs, config, mocks.invokes, error[0] if error else None)
+    return Run(stack, monitor.registered, outputs, config, mocks.invokes, error[0] if error else None, logger.warnings)

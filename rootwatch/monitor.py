@@ -119,6 +119,10 @@ def alarm_description(account: Account, runbook_url: str | None) -> str:
 class RootActivityMonitor(pulumi.ComponentResource):
     """Root-activity detection and alerting for one account."""
 
+    account: Account
+    severity: Severity
+    levels: tuple[Severity, ...]
+    routes: Mapping[Severity, Sequence[Subscription]]
     trail_arn: pulumi.Output[str] | None
     log_group_name: pulumi.Output[str]
     metric_filter_name: pulumi.Output[str]
@@ -127,6 +131,10 @@ class RootActivityMonitor(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RootActivityMonitorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
+        self.account = args.account
+        self.severity = args.severity
+        self.levels = tuple(args.levels)
+        self.routes = args.routes
         s = args.settings
         acct = args.account.id
         region = s.home_region

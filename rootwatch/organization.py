@@ -126,6 +126,7 @@ def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[
     paths: dict[str, tuple[str, ...]] = {}
     ou_names: dict[str, str] = {}
     roots = [r.id for r in (org.roots or [])]
+    ou_names.update({r.id: r.name for r in (org.roots or [])})
 
     def walk(parent: str, path: tuple[str, ...]) -> None:
         for child in orgs.get_organizational_unit_child_accounts(parent_id=parent).accounts or []:  # type: ignore[attr-defined]

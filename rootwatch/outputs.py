@@ -6,6 +6,7 @@ from typing import Mapping
 
 import pulumi
 
+from rootwatch.alerting import route_summary
 from rootwatch.monitor import RootActivityMonitor
 from rootwatch.organization import Scope
 
@@ -15,6 +16,11 @@ def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
         "accounts",
         {
             acct_id: {
+                "name": m.account.name,
+                "ou": m.account.ou_name or m.account.ou,
+                "severity": m.severity.value,
+                # Protocol counts per level: endpoints may be secrets.
+                "routes": {lvl.value: route_summary(m.routes.get(lvl, ())) for lvl in m.levels},
                 "trailArn": m.trail_arn,
                 "logGroupName": m.log_group_name,
                 "metricFilterName": m.metric_filter_name,

@@ -1,0 +1,417 @@
+"""``rootwatch drill``: prove that a root-activity alert reaches a human, and time it.
+
+The drill subscribes a temporary SQS queue to the account's alert topic(s),
+triggers a path, waits for the notification, and records the seconds it took
+(time-to-detect) as one JSON line per path in the drill log.
+
+Alarm path
+    ``set_alarm_state`` puts the alarm in ALARM with reason ``rootwatch drill
+    <id>``; CloudWatch then notifies the alarm's SNS actions exactly as it would
+    for real root use. The drill refuses to run when the alarm is already in
+    ALARM (that may be real root activity, and setting ALARM again would notify
+    nobody), or when its actions are disabled. While the drill holds the alarm
+    in ALARM a real root event would not send a *new* notification; the drill
+    restores OK as soon as its own notification arrives, and the alarm's next
+    evaluation turns it back to ALARM if the metric shows real use, so a real
+    alert is delayed by at most one period, never lost.
+
+Real-time path
+    Real alerts come from the rule ``rootwatch-root-activity``, which matches
+    CloudTrail events (source ``aws.*``). EventBridge does not let PutEvents
+    publish events with an ``aws.`` source, so nobody, the drill included, can
+    push a forged CloudTrail event through that rule. The drill therefore does
+    not touch the real rule. It creates a temporary rule ``rootwatch-drill-<id>``
+    matching only ``source = "rootwatch.drill"`` *and* ``detail.drillId = <id>``
+    (a random 48-bit id of this run), points it at the real rule's SNS targets,
+    sends one event with PutEvents, and deletes the rule afterwards. Why this
+    is safe:
+
+    * no standing rule admits custom events: outside a drill there is nothing
+      for a forger's PutEvents to match, and during one the forger must guess
+      the id; even then the result is one more message labelled as a drill;
+    * a custom source can never be mistaken for a real ``aws.*`` CloudTrail
+      event by the real rule or by consumers, and it cannot suppress a real
+      alert: the real rule, its pattern and targets are unchanged, and the
+      drill rule shares no state with it.
+
+    What it proves: EventBridge can publish to the topic (topic policy, KMS key
+    grant to events.amazonaws.com) and the topic delivers to subscribers. What
+    it cannot prove: that the real rule's pattern matches real root events
+    (no-one can inject those); ``rootwatch audit --realtime`` checks the rule's
+    state and the pattern tests cover the pattern. The topic policy must let
+    events.amazonaws.com publish by ``aws:SourceAccount``; a policy pinned to
+    the real rule's ARN makes this path fail.
+
+Cleanup (alarm back to OK, drill rule, subscriptions, queue) always runs, also
+on failure and Ctrl-C; Ctrl-C during cleanup is deferred until it finishes.
+Exit 0 when every path passed and cleanup succeeded, 1 otherwise, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from rootwatch import audit
+from rootwatch.errors import RootwatchError
+
+ALARM_NAME = "rootwatch-root-activity"
+RULE_NAME = audit.RULE_NAME
+DRILL_SOURCE = "rootwatch.drill"
+DRILL_DETAIL_TYPE = "rootwatch drill"
+DEFAULT_LOG = "rootwatch-drill.jsonl"
+PATHS = ("alarm", "realtime")
+MAX_TIMEOUT = 3600.0
+
+
+@dataclass
+class PathResult:
+    path: str
+    ok: bool
+    reason: str
+    latency: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "reason": self.reason,
+                "latencySeconds": None if self.latency is None else round(self.latency, 3)}
+
+
+@dataclass
+class Cleanup:
+    ok: bool = True
+    done: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C arrived during cleanup (deferred until it finished)
+
+
+def alarm_message_matches(message: str, alarm_name: str, drill_id: str) -> bool:
+    """A CloudWatch alarm notification for this drill: our alarm, now ALARM, with our reason."""
+    try:
+        body = json.loads(message)
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and body.get("AlarmName") == alarm_name
+            and body.get("NewStateValue") == "ALARM"
+            and f"rootwatch drill {drill_id}" in str(body.get("NewStateReason", "")))
+
+
+def realtime_message_matches(message: str, drill_id: str) -> bool:
+    """The drill event as EventBridge delivers it to SNS (the whole event, as JSON)."""
+    try:
+        body = json.loads(message)
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and body.get("source") == DRILL_SOURCE
+            and isinstance(body.get("detail"), dict) and body["detail"].get("drillId") == drill_id)
+
+
+def drill_rule_pattern(drill_id: str) -> dict[str, Any]:
+    return {"source": [DRILL_SOURCE], "detail-type": [DRILL_DETAIL_TYPE], "detail": {"drillId": [drill_id]}}
+
+
+class Drill:
+    """One drill run in one account. Every resource it creates is registered for cleanup first."""
+
+    def __init__(self, clients: audit.Clients, account_id: str, *, region: str, timeout: float,
+                 alarm_name: str = ALARM_NAME, rule_name: str = RULE_NAME, drill_id: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clients = clients
+        self.account_id = account_id
+        self.region = region
+        self.timeout = timeout
+        self.alarm_name = alarm_name
+        self.rule_name = rule_name
+        self.id = drill_id or secrets.token_hex(6)
+        self.clock = clock
+        self.queue_url: str | None = None
+        self.queue_arn: str | None = None
+        self.subscribed: dict[str, str] = {}  # topic arn -> subscription arn
+        self._undo: list[tuple[str, Callable[[], Any]]] = []
+
+    # -- resources
+
+    def _on_cleanup(self, what: str, undo: Callable[[], Any]) -> None:
+        self._undo.append((what, undo))
+
+    def _subscribe(self, topics: Sequence[str]) -> None:
+        sqs = self.clients("sqs", self.region)
+        if self.queue_url is None:
+            name = f"rootwatch-drill-{self.id}"
+            url = sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "900"})["QueueUrl"]
+            self.queue_url = url
+            self._on_cleanup(f"delete queue {name}", lambda: sqs.delete_queue(QueueUrl=url))
+            self.queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        new = [t for t in dict.fromkeys(topics) if t not in self.subscribed]
+        if not new:
+            return
+        allowed = list(self.subscribed) + new
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "RootwatchDrillTopics", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": self.queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": allowed}}}]}
+        sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
+        for topic in new:
+            sns = self.clients("sns", audit.parse_arn(topic)["region"] or self.region)
+            sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self.queue_arn,
+                                ReturnSubscriptionArn=True)["SubscriptionArn"]
+            self.subscribed[topic] = sub
+            if sub.startswith("arn:"):
+                self._on_cleanup(f"unsubscribe {sub}", lambda s=sub, c=sns: c.unsubscribe(SubscriptionArn=s))
+
+    # -- paths
+
+    def run_path(self, path: str) -> PathResult:
+        try:
+            return self._alarm_path() if path == "alarm" else self._realtime_path()
+        except Exception as exc:  # AWS errors end this path, not the drill (cleanup still runs)
+            return PathResult(path, False, audit.describe_error(exc))
+
+    def _alarm_path(self) -> PathResult:
+        cw = self.clients("cloudwatch", self.region)
+        alarms = cw.describe_alarms(AlarmNames=[self.alarm_name]).get("MetricAlarms", [])
+        if not alarms:
+            return PathResult("alarm", False, f"alarm {self.alarm_name} not found in {self.region}")
+        alarm = alarms[0]
+        if not alarm.get("ActionsEnabled"):
+            return PathResult("alarm", False, f"alarm {self.alarm_name} has actions disabled; it notifies nobody")
+        if alarm.get("StateValue") == "ALARM":
+            return PathResult("alarm", False, f"alarm {self.alarm_name} is already in ALARM (real root activity?); "
+                                              "left untouched")
+        topics = [a for a in alarm.get("AlarmActions", []) if audit.parse_arn(a)["service"] == "sns"]
+        if not topics:
+            return PathResult("alarm", False, f"alarm {self.alarm_name} has no SNS action")
+        self._subscribe(topics)
+        reason = f"rootwatch drill {self.id}"
+        self._on_cleanup(f"set alarm {self.alarm_name} to OK", lambda: cw.set_alarm_state(
+            AlarmName=self.alarm_name, StateValue="OK", StateReason=f"rootwatch drill {self.id} finished"))
+        start = self.clock()
+        cw.set_alarm_state(AlarmName=self.alarm_name, StateValue="ALARM", StateReason=reason)
+        return self._wait("alarm", topics, start, lambda m: alarm_message_matches(m, self.alarm_name, self.id))
+
+    def _realtime_path(self) -> PathResult:
+        ev = self.clients("events", self.region)
+        try:
+            ev.describe_rule(Name=self.rule_name)
+        except Exception as exc:
+            if audit.error_code(exc) == "ResourceNotFoundException":
+                return PathResult("realtime", False, f"rule {self.rule_name} not found in {self.region}")
+            raise
+        targets = audit._paginate(ev, "list_targets_by_rule", "Targets", Rule=self.rule_name)
+        sns_targets = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "sns"]
+        if not sns_targets:
+            return PathResult("realtime", False, f"rule {self.rule_name} has no SNS target")
+        topics = [t["Arn"] for t in sns_targets]
+        self._subscribe(topics)
+        drill_rule = f"rootwatch-drill-{self.id}"
+        ids = [f"drill-{i}" for i in range(len(sns_targets))]
+
+        def remove_rule() -> None:
+            try:
+                ev.remove_targets(Rule=drill_rule, Ids=ids)
+            except Exception as exc:
+                if audit.error_code(exc) != "ResourceNotFoundException":
+                    raise
+            ev.delete_rule(Name=drill_rule)
+
+        self._on_cleanup(f"delete rule {drill_rule}", remove_rule)
+        ev.put_rule(Name=drill_rule, EventPattern=json.dumps(drill_rule_pattern(self.id)), State="ENABLED",
+                    Description=f"rootwatch drill {self.id}; temporary, deleted by the drill")
+        ev.put_targets(Rule=drill_rule, Targets=[
+            {"Id": i, "Arn": t["Arn"], **({"RoleArn": t["RoleArn"]} if t.get("RoleArn") else {})}
+            for i, t in zip(ids, sns_targets)])
+        detail = {"drillId": self.id, "account": self.account_id,
+                  "message": f"rootwatch drill {self.id}: test of the real-time root alert route, no action needed"}
+        start = self.clock()
+        resp = ev.put_events(Entries=[{"Source": DRILL_SOURCE, "DetailType": DRILL_DETAIL_TYPE,
+                                       "Detail": json.dumps(detail)}])
+        if resp.get("FailedEntryCount"):
+            entry = (resp.get("Entries") or [{}])[0]
+            return PathResult("realtime", False, f"PutEvents rejected the drill event: "
+                                                 f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return self._wait("realtime", topics, start, lambda m: realtime_message_matches(m, self.id))
+
+    def _wait(self, path: str, topics: Sequence[str], start: float, matches: Callable[[str], bool]) -> PathResult:
+        sqs = self.clients("sqs", self.region)
+        pending = set(topics)
+        latency = 0.0
+        deadline = start + self.timeout
+        while pending and self.clock() < deadline:
+            wait = max(1, min(20, int(deadline - self.clock())))
+            msgs = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=wait).get("Messages", [])
+            now = self.clock()
+            for m in msgs:
+                try:
+                    envelope = json.loads(m.get("Body", ""))
+                except ValueError:
+                    envelope = {}
+                topic = envelope.get("TopicArn") if isinstance(envelope, dict) else None
+                if topic in pending and matches(str(envelope.get("Message", ""))):
+                    pending.discard(topic)
+                    latency = max(latency, now - start)
+                try:
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+                except Exception:
+                    pass  # the queue is deleted at the end anyway
+        if pending:
+            return PathResult(path, False, f"no notification from {', '.join(sorted(pending))} "
+                                           f"within {self.timeout:g}s")
+        return PathResult(path, True, f"notified via {', '.join(topics)}", latency)
+
+    # -- cleanup
+
+    def cleanup(self) -> Cleanup:
+        """Undo everything, newest first; one failed step never skips the others. Ctrl-C is deferred."""
+        result = Cleanup()
+        deferred = _defer_sigint()
+        try:
+            while self._undo:
+                what, undo = self._undo.pop()
+                try:
+                    undo()
+                    result.done.append(what)
+                except Exception as exc:
+                    code = audit.error_code(exc)
+                    if code in audit.NOT_FOUND_CODES or "NonExistentQueue" in code or code == "QueueDoesNotExist":
+                        result.done.append(what)  # already gone
+                    else:
+                        result.ok = False
+                        result.problems.append(f"could not {what}: {audit.describe_error(exc)}")
+        finally:
+            result.interrupted = deferred.restore()
+        return result
+
+    def execute(self, paths: Sequence[str]) -> tuple[list[PathResult], Cleanup, bool]:
+        """(results, cleanup, interrupted). Cleanup runs whatever happens, Ctrl-C included."""
+        results: list[PathResult] = []
+        interrupted = False
+        try:
+            for path in paths:
+                results.append(self.run_path(path))
+        except KeyboardInterrupt:
+            interrupted = True
+            done = {r.path for r in results}
+            results.extend(PathResult(p, False, "interrupted (Ctrl-C)") for p in paths if p not in done)
+        finally:
+            cleanup = self.cleanup()
+        return results, cleanup, interrupted or cleanup.interrupted
+
+
+class _Deferred:
+    def __init__(self) -> None:
+        self.hit = False
+        self.previous: Any = None
+        self.installed = False
+
+    def restore(self) -> bool:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+        return self.hit
+
+
+def _defer_sigint() -> _Deferred:
+    d = _Deferred()
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum: int, frame: Any) -> None:
+            d.hit = True
+            print("rootwatch: cleaning up, please wait", file=sys.stderr)
+
+        d.previous = signal.signal(signal.SIGINT, handler)
+        d.installed = True
+    return d
+
+
+def log_lines(drill: Drill, results: Sequence[PathResult], cleanup: Cleanup, interrupted: bool) -> list[str]:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return [json.dumps({"time": now, "drillId": drill.id, "account": drill.account_id, "region": drill.region,
+                        **r.to_json(), "cleanupOk": cleanup.ok, "interrupted": interrupted}, sort_keys=True)
+            for r in results]
+
+
+def add_parser(subparsers: Any) -> None:
+    from rootwatch.cli import add_format_option
+
+    p = subparsers.add_parser("drill", help="prove an alert reaches a human, and measure time-to-detect",
+                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--account", required=True, metavar="ID", help="account to drill")
+    p.add_argument("--path", choices=("alarm", "realtime", "both"), default="alarm",
+                   help="which route to prove (default: alarm)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="seconds to wait for each notification (default: 120)")
+    p.add_argument("--log", default=DEFAULT_LOG, metavar="FILE",
+                   help=f"append one JSON line per path to this file (default: {DEFAULT_LOG})")
+    p.add_argument("--role-name", default=audit.DEFAULT_ROLE,
+                   help=f"role to assume in the account (default: {audit.DEFAULT_ROLE})")
+    p.add_argument("--region", help="region of the alarm and rule (default: the AWS configuration, else us-east-1)")
+    p.add_argument("--alarm-name", default=ALARM_NAME, help=f"alarm to drill (default: {ALARM_NAME})")
+    p.add_argument("--rule-name", default=RULE_NAME, help=f"real-time rule whose targets to drill (default: {RULE_NAME})")
+    p.add_argument("--endpoint-url", metavar="URL", help="send every AWS call to this AWS-compatible endpoint")
+    add_format_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    account = audit.validate_account_id(args.account, "--account")
+    audit.validate_role_name(args.role_name)
+    if args.region:
+        audit.validate_region(args.region)
+    if not 0 < args.timeout <= MAX_TIMEOUT:
+        raise RootwatchError(f"--timeout {args.timeout:g} must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
+    try:
+        with open(args.log, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise RootwatchError(f"--log {args.log}: cannot append ({exc.strerror or type(exc).__name__})") from None
+    paths = list(PATHS) if args.path == "both" else [args.path]
+    base = audit.base_clients(args.region, args.endpoint_url)
+    try:
+        caller = base("sts").get_caller_identity()["Account"]
+        clients = audit.account_clients(base, account, caller, args.role_name, session_name="rootwatch-drill")
+    except audit.AccountError as exc:
+        raise RootwatchError(str(exc)) from None
+    except Exception as exc:
+        raise RootwatchError(f"cannot reach account {account}: {audit.describe_error(exc)}") from None
+    drill = Drill(clients, account, region=clients.region, timeout=args.timeout,
+                  alarm_name=args.alarm_name, rule_name=args.rule_name)
+    results, cleanup, interrupted = drill.execute(paths)
+    log_ok = True
+    try:
+        with open(args.log, "a", encoding="utf-8") as fh:
+            fh.writelines(line + "\n" for line in log_lines(drill, results, cleanup, interrupted))
+    except OSError as exc:
+        log_ok = False
+        print(f"rootwatch: warning: could not append to drill log {args.log}: {exc.strerror}", file=sys.stderr)
+    report_results(drill, results, cleanup, args.format)
+    if interrupted:
+        raise KeyboardInterrupt
+    return 0 if all(r.ok for r in results) and cleanup.ok and log_ok else 1
+
+
+def report_results(drill: Drill, results: Sequence[PathResult], cleanup: Cleanup, fmt: str,
+                   out: Any = None) -> None:
+    out = out or sys.stdout
+    if fmt == "json":
+        print(json.dumps({"drillId": drill.id, "account": drill.account_id, "region": drill.region,
+                          "ok": all(r.ok for r in results) and cleanup.ok,
+                          "paths": [r.to_json() for r in results],
+                          "cleanup": {"ok": cleanup.ok, "done": cleanup.done, "problems": cleanup.problems}},
+                         indent=2), file=out)
+        return
+    print(f"drill {drill.id} in account {drill.account_id} ({drill.region})", file=out)
+    for r in results:
+        latency = f"{r.latency:.1f}s" if r.latency is not None else "-"
+        print(f"{'PASS' if r.ok else 'FAIL':<5} {r.path:<9} {latency:>7}  {r.reason}", file=out)
+    if cleanup.ok:
+        print(f"cleanup: ok ({len(cleanup.done)} step(s))", file=out)
+    else:
+        print("cleanup: INCOMPLETE, remove by hand:", file=out)
+        for p in cleanup.problems:
+            print(f"  {p}", file=out)
