@@ -89,6 +89,15 @@ def topic_policy(account_id: str, region: str, level: Severity) -> dict[str, Any
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             },
             {
+                # Real-time rules (and `rootwatch drill`'s temporary rule) in this account.
+                "Sid": "EventBridgePublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
                 "Sid": "DenyInsecureTransport",
                 "Effect": "Deny",
                 "Principal": "*",

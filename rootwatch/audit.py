@@ -107,11 +107,29 @@ def client_config() -> Any:
     return Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
-def new_session(**kwargs: Any) -> Any:
-    """Every boto3 session is made here: one seam for tests to add botocore event hooks."""
-    import boto3
+_LOADER_LOCK = threading.Lock()
+_SHARED_LOADER: list[Any] = []
 
-    return boto3.session.Session(**kwargs)
+
+def new_session(**kwargs: Any) -> Any:
+    """Every boto3 session is made here (also one seam for tests to add botocore event hooks).
+
+    Sessions share one botocore data loader, so the service models and endpoint
+    data are parsed once per run rather than once per account.
+    """
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if not _SHARED_LOADER:
+            _SHARED_LOADER.append(core.get_component("data_loader"))
+        loader = _SHARED_LOADER[0]
+        core.register_component("data_loader", loader)
+        session = boto3.session.Session(botocore_session=core, **kwargs)
+        # boto3 appends its data path to the loader on every session: keep the shared list short.
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
 
 
 class Clients:
@@ -172,11 +190,15 @@ def describe_error(exc: BaseException) -> str:
         return str(exc)
     code = error_code(exc)
     if code:
-        message = str(exc.response.get("Error", {}).get("Message", "")).strip()  # type: ignore[attr-defined]
+        message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())  # type: ignore[attr-defined]
         op = getattr(exc, "operation_name", "")
         text = f"{op}: {code}" if op else code
-        return f"{text}: {message}" if message else text
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return _clip(f"{text}: {message}" if message else text)
+    return _clip(" ".join(f"{type(exc).__name__}: {exc}".split()))
+
+
+def _clip(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _not_found(exc: BaseException) -> bool:
@@ -254,10 +276,16 @@ def collect(clients: Clients, account_id: str, *, org: OrgContext, realtime: boo
             continue
         arn = trail.get("TrailARN") or trail.get("Name")
         ct = clients("cloudtrail", trail.get("HomeRegion") or home)
-        entry: dict[str, Any] = {"trail": trail, "status": ct.get_trail_status(Name=arn),
-                                 "selectors": ct.get_event_selectors(TrailName=arn),
+        entry: dict[str, Any] = {"trail": trail, "status": {}, "selectors": {},
                                  "logGroup": None, "metricFilters": [], "alarms": {}}
         facts["trails"].append(entry)
+        try:
+            entry["status"] = ct.get_trail_status(Name=arn)
+            entry["selectors"] = ct.get_event_selectors(TrailName=arn)
+        except Exception as exc:  # e.g. a trail deleted between the calls
+            if not _not_found(exc):
+                raise
+            entry["trailError"] = describe_error(exc)
         lg = log_group_from_arn(trail.get("CloudWatchLogsLogGroupArn") or "")
         entry["logGroup"] = lg
         if not lg or lg["account"] != account_id:
@@ -428,6 +456,8 @@ def _readonly_coverage(field: Mapping[str, Any] | None) -> tuple[bool, bool]:
 def evaluate_trail(entry: Mapping[str, Any]) -> Check:
     trail = entry.get("trail", {})
     name = trail.get("Name", "?")
+    if entry.get("trailError"):
+        return _fail(f"trail {name}: cannot read its status ({entry['trailError']})")
     problems: list[str] = []
     if not (entry.get("status") or {}).get("IsLogging"):
         problems.append("not logging (IsLogging is false)")
@@ -766,7 +796,8 @@ def add_parser(subparsers: Any) -> None:
     from rootwatch.cli import add_format_option
 
     p = subparsers.add_parser("audit", help="check the live root-activity control in every account",
-                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+                              description="Check the live root-activity control (trail, CIS filter, alarm, topic, "
+                                          "root credentials, real-time rules) in every account.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--org-snapshot", metavar="FILE", help="audit the ACTIVE accounts of this org snapshot")
     src.add_argument("--accounts", nargs="+", metavar="ID", help="audit these account ids")

@@ -58,7 +58,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from rootwatch import audit
 from rootwatch.errors import RootwatchError
@@ -117,6 +117,17 @@ def drill_rule_pattern(drill_id: str) -> dict[str, Any]:
     return {"source": [DRILL_SOURCE], "detail-type": [DRILL_DETAIL_TYPE], "detail": {"drillId": [drill_id]}}
 
 
+def _unsubscribe_endpoint(sns: Any, topic: str, endpoint: str | None) -> None:
+    """Remove every confirmed subscription of ``endpoint`` to ``topic`` (found, not remembered)."""
+    for sub in audit._paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=topic):
+        if sub.get("Endpoint") == endpoint and sub.get("SubscriptionArn", "").startswith("arn:"):
+            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+
+class DrillFailure(Exception):
+    """A path cannot be drilled; the message is the one-line reason."""
+
+
 class Drill:
     """One drill run in one account. Every resource it creates is registered for cleanup first."""
 
@@ -145,9 +156,11 @@ class Drill:
         sqs = self.clients("sqs", self.region)
         if self.queue_url is None:
             name = f"rootwatch-drill-{self.id}"
+            # Registered before creating, and found by name, so a Ctrl-C between the two cannot leak it.
+            self._on_cleanup(f"delete queue {name}",
+                             lambda: sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"]))
             url = sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "900"})["QueueUrl"]
             self.queue_url = url
-            self._on_cleanup(f"delete queue {name}", lambda: sqs.delete_queue(QueueUrl=url))
             self.queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         new = [t for t in dict.fromkeys(topics) if t not in self.subscribed]
         if not new:
@@ -160,17 +173,22 @@ class Drill:
         sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
         for topic in new:
             sns = self.clients("sns", audit.parse_arn(topic)["region"] or self.region)
+            self._on_cleanup(f"unsubscribe the drill queue from {topic}",
+                             lambda t=topic, c=sns, q=self.queue_arn: _unsubscribe_endpoint(c, t, q))
             sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self.queue_arn,
                                 ReturnSubscriptionArn=True)["SubscriptionArn"]
             self.subscribed[topic] = sub
-            if sub.startswith("arn:"):
-                self._on_cleanup(f"unsubscribe {sub}", lambda s=sub, c=sns: c.unsubscribe(SubscriptionArn=s))
+            if not sub.startswith("arn:"):
+                # Same-account SQS subscriptions are confirmed at once; a pending one would miss the alert.
+                raise DrillFailure(f"subscription to {topic} is pending confirmation (topic in another account?)")
 
     # -- paths
 
     def run_path(self, path: str) -> PathResult:
         try:
             return self._alarm_path() if path == "alarm" else self._realtime_path()
+        except DrillFailure as exc:
+            return PathResult(path, False, str(exc))
         except Exception as exc:  # AWS errors end this path, not the drill (cleanup still runs)
             return PathResult(path, False, audit.describe_error(exc))
 
@@ -193,7 +211,12 @@ class Drill:
         self._on_cleanup(f"set alarm {self.alarm_name} to OK", lambda: cw.set_alarm_state(
             AlarmName=self.alarm_name, StateValue="OK", StateReason=f"rootwatch drill {self.id} finished"))
         start = self.clock()
-        cw.set_alarm_state(AlarmName=self.alarm_name, StateValue="ALARM", StateReason=reason)
+        try:
+            cw.set_alarm_state(AlarmName=self.alarm_name, StateValue="ALARM", StateReason=reason)
+        except Exception as exc:
+            if audit.error_code(exc):  # refused by CloudWatch: the state never changed, nothing to restore
+                self._undo.pop()
+            raise
         return self._wait("alarm", topics, start, lambda m: alarm_message_matches(m, self.alarm_name, self.id))
 
     def _realtime_path(self) -> PathResult:
@@ -340,7 +363,8 @@ def add_parser(subparsers: Any) -> None:
     from rootwatch.cli import add_format_option
 
     p = subparsers.add_parser("drill", help="prove an alert reaches a human, and measure time-to-detect",
-                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+                              description="Prove a root-activity alert reaches its subscribers end to end, "
+                                          "measure the seconds it took, and clean up.")
     p.add_argument("--account", required=True, metavar="ID", help="account to drill")
     p.add_argument("--path", choices=("alarm", "realtime", "both"), default="alarm",
                    help="which route to prove (default: alarm)")

@@ -73,13 +73,15 @@ def aws_env(monkeypatch: Any, tmp_path: Any) -> None:
 
 
 def session_for(url: str, account: str) -> Any:
-    base = boto3.session.Session(region_name=REGION)
+    from rootwatch.audit import new_session  # shares parsed botocore models: faster set-up
+
+    base = new_session(region_name=REGION)
     if account == MGMT:
         return base
     creds = base.client("sts", endpoint_url=url).assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="test-builder")["Credentials"]
-    return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                                 aws_session_token=creds["SessionToken"], region_name=REGION)
+    return new_session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"], region_name=REGION)
 
 
 def create_member_accounts(url: str, names: Sequence[str]) -> dict[str, str]:

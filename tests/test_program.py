@@ -211,6 +211,9 @@ def test_topics_use_the_customer_key_and_only_this_accounts_alarms_publish(run: 
         assert pub["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and pub["Action"] == "sns:Publish"
         assert pub["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
         assert pub["Resource"] == tp.inputs["arn"]
+        events = statement(policy(tp), "EventBridgePublish")
+        assert events["Principal"] == {"Service": "events.amazonaws.com"}
+        assert events["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
 
 
 def test_subscriptions_follow_the_routes_of_each_level(run: mockrun.Run) -> None:
