@@ -88,6 +88,8 @@ def _tokenize(text: str) -> list[_Token]:
     pos = 0
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
+        if m is None and text[pos] == '"':
+            raise PatternError(f"unterminated string starting at column {pos + 1}")
         if m is None:
             raise PatternError(f"unexpected character {text[pos]!r} at column {pos + 1}")
         kind = m.lastgroup or ""

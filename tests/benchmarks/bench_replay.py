@@ -1,0 +1,189 @@
+"""Benchmark `rootwatch replay` against two baselines on the same generated logs.
+
+Run by hand from the repository root (pytest does not collect tests/benchmarks):
+
+    python tests/benchmarks/bench_replay.py                 # 1,000,000 records
+    python tests/benchmarks/bench_replay.py --records 50000 # quick run
+
+It writes gzipped CloudTrail files ({"Records": [...]}, --per-file records each)
+to a temporary directory, then measures records/s for:
+
+- replay engine: ``rootwatch.replay.replay`` in-process with the deployed forms;
+- replay CLI: ``rootwatch replay --format json DIR`` as a subprocess (all output
+  formatting included; skip with --no-cli);
+- parse-only: ``json.load`` of each gzipped file and nothing else;
+- jq: ``zcat FILES | jq -c '<CIS filter>'``. Needs jq: ``apt-get install jq``.
+
+Targets: replay at least 2x jq, and at least 0.5x parse-only. The jq match count
+must equal replay's CIS count, which also cross-checks the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from rootwatch import replay  # noqa: E402
+
+CORPUS = REPO / "tests" / "data" / "cloudtrail_corpus.json"
+JQ_CIS = '.Records[] | select(.userIdentity.type=="Root" and (.userIdentity.invokedBy|not) and .eventType!="AwsServiceEvent")'
+ROOT_SHARE = 0.02  # share of root records: far above real traffic, so the slow path is exercised
+
+# Fields real records carry that the corpus leaves out: they make records a realistic size (~1.3 KB).
+PADDING = {
+    "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256", "clientProvidedHostHeader": "ec2.us-east-1.amazonaws.com"},
+    "resources": [{"accountId": "222222222222", "type": "AWS::EC2::Instance", "ARN": "arn:aws:ec2:us-east-1:222222222222:instance/i-0123456789abcdef0"}],
+    "sessionCredentialFromConsole": "true",
+}
+
+
+def templates() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(non-root, root) record templates from the test corpus, padded to a realistic size."""
+    cases = json.loads(CORPUS.read_text())["cases"]
+    plain: list[dict[str, Any]] = []
+    root: list[dict[str, Any]] = []
+    for case in cases:
+        record = {**case["record"], **PADDING}
+        is_root = record.get("userIdentity", {}).get("type") == "Root"
+        (root if is_root else plain).append(record)
+    return plain, root
+
+
+def generate(directory: Path, records: int, per_file: int) -> list[Path]:
+    plain, root = templates()
+    every = max(1, round(1 / ROOT_SHARE))
+    files: list[Path] = []
+    n = 0
+    for f in range((records + per_file - 1) // per_file):
+        batch = []
+        for _ in range(min(per_file, records - n)):
+            pool = root if n % every == 0 else plain
+            r = copy.copy(pool[n % len(pool)])
+            r["eventID"] = f"{n:08x}-0000-4000-8000-{n:012x}"
+            r["eventTime"] = f"2025-03-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:{(n // 60) % 60:02d}Z"
+            batch.append(r)
+            n += 1
+        sub = directory / "AWSLogs" / "222222222222" / "CloudTrail" / "us-east-1" / f"{f // 100:04d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"222222222222_CloudTrail_us-east-1_{f:06d}.json.gz"
+        path.write_bytes(gzip.compress(orjson.dumps({"Records": batch}), compresslevel=6))
+        files.append(path)
+    return files
+
+
+REPEAT = 2  # best of N: the machine may be shared, and the first pass warms the allocator
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def parse_only(files: list[Path]) -> int:
+    count = 0
+    for path in files:
+        with gzip.open(path, "rb") as fh:
+            count += len(json.load(fh)["Records"])
+    return count
+
+
+def replay_engine(directory: Path) -> tuple[int, int, int]:
+    stats = replay.replay([str(directory)], replay.builtin_evaluator(), lambda m: None, replay.Problems(io.StringIO()))
+    return stats.records, stats.cis, stats.detected
+
+
+def replay_cli(directory: Path) -> int:
+    cmd = [sys.executable, "-m", "rootwatch.cli", "replay", "--format", "json", str(directory)]
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.run(cmd, stdout=devnull, stderr=subprocess.PIPE, cwd=directory, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"CLI failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.returncode
+
+
+def jq_cis(files: list[Path]) -> int:
+    zcat = subprocess.Popen(["zcat", "--", *map(str, files)], stdout=subprocess.PIPE)
+    jq = subprocess.Popen(["jq", "-c", JQ_CIS], stdin=zcat.stdout, stdout=subprocess.PIPE)
+    assert zcat.stdout is not None and jq.stdout is not None
+    zcat.stdout.close()  # jq owns the pipe now
+    lines = sum(1 for _ in jq.stdout)
+    if jq.wait() != 0 or zcat.wait() != 0:
+        raise RuntimeError("zcat | jq failed")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000, help="records to generate (default 1,000,000)")
+    ap.add_argument("--per-file", type=int, default=1_000, help="records per file (default 1,000)")
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI subprocess measurement")
+    ap.add_argument("--keep", metavar="DIR", help="write the logs here and keep them")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"best of N runs per measurement (default {REPEAT})")
+    args = ap.parse_args()
+
+    directory = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rootwatch-bench-"))
+    try:
+        t, files = timed(lambda: generate(directory, args.records, args.per_file))
+        size = sum(f.stat().st_size for f in files)
+        print(f"generated {args.records:,} records in {len(files):,} files ({size / 1e6:.0f} MB gzipped) in {t:.1f}s")
+
+        rows: dict[str, float] = {}
+        t_parse, n_parse = timed(lambda: parse_only(files), args.repeat)
+        rows["parse-only (json.load)"] = n_parse / t_parse
+        t_replay, (n_replay, n_cis, n_detected) = timed(lambda: replay_engine(directory), args.repeat)
+        rows["replay (engine)"] = n_replay / t_replay
+        if not args.no_cli:
+            t_cli, _ = timed(lambda: replay_cli(directory), args.repeat)
+            rows["replay (CLI, --format json)"] = args.records / t_cli
+        n_jq = None
+        if shutil.which("jq") and shutil.which("zcat"):
+            t_jq, n_jq = timed(lambda: jq_cis(files), args.repeat)
+            rows["jq CIS check"] = args.records / t_jq
+        else:
+            print("jq or zcat not found: apt-get install jq")
+
+        assert n_parse == n_replay == args.records, (n_parse, n_replay)
+        print(f"\nreplay: {n_cis:,} CIS matches, {n_detected:,} detected; jq: {n_jq if n_jq is not None else '-'} CIS matches")
+        if n_jq is not None and n_jq != n_cis:
+            print("MISMATCH: jq and replay disagree on the CIS count")
+            return 1
+        print(f"\n{'measurement':<30} {'records/s':>12}")
+        for name, rate in rows.items():
+            print(f"{name:<30} {rate:>12,.0f}")
+        engine = rows["replay (engine)"]
+        print(f"\nreplay / parse-only: {engine / rows['parse-only (json.load)']:.2f}x (target >= 0.5x)")
+        if "jq CIS check" in rows:
+            print(f"replay / jq:         {engine / rows['jq CIS check']:.2f}x (target >= 2x)")
+        if "replay (CLI, --format json)" in rows and "jq CIS check" in rows:
+            cli_rate = rows["replay (CLI, --format json)"]
+            print(f"CLI / parse-only:    {cli_rate / rows['parse-only (json.load)']:.2f}x;  CLI / jq: {cli_rate / rows['jq CIS check']:.2f}x")
+        return 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
