@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rootwatch import alerting, detection
+from rootwatch import alerting, detection, realtime
 from rootwatch.alerting import partition
 from rootwatch.organization import Account
 from rootwatch.settings import RootwatchSettings, Subscription
@@ -197,6 +197,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[metric_filter]),
         )
+        # EventBridge in every region -> formatter -> the severity's route (rootwatch.realtime).
+        self.realtime = realtime.create_realtime(self, name, args, alerts, child) if s.realtime.enabled else None
         self.metric_filter_name = metric_filter.name
         self.alarm_arn = alarm.arn
         self.topic_arns = {lvl: t.arn for lvl, t in alerts.topics.items()}
@@ -207,6 +209,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
                 "metricFilterName": self.metric_filter_name,
                 "alarmArn": self.alarm_arn,
                 "topicArns": {lvl.value: arn for lvl, arn in self.topic_arns.items()},
+                "realtime": self.realtime.outputs() if self.realtime else None,
             }
         )
 

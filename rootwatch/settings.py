@@ -22,7 +22,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rootwatch.errors import ConfigError
-from rootwatch.severity import ORDERED, Severity
+from rootwatch.detection import DEFAULT_CLASS_SEVERITY, EventClass
+from rootwatch.severity import ORDERED, Severity, highest
 
 NAMESPACE = "rootwatch"
 
@@ -43,6 +44,14 @@ _ARN_RE = {
     "sqs": re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[\w-]{1,80}(\.fifo)?$"),
     "lambda": re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[\w-]{1,64}(:[\w$-]+)?$"),
 }
+
+
+def region_partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _account_id(v: str) -> str:
@@ -217,11 +226,53 @@ class SeveritySettings(_Model):
     rules: tuple[SeverityRule, ...] = ()
 
 
+# Baseline key of a severity-matrix row that applies to every baseline not named.
+ANY_BASELINE = "*"
+_DEPLOYER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(sts|iam)::\d{12}:[\w+=,.@/-]+$")
+
+
 class RealtimeSettings(_Model):
+    """The EventBridge path: rules in every region, the alert formatter, tamper alarms."""
+
     enabled: bool = True
-    # Regions with an EventBridge rule; empty means the standard regions. us-east-1 is always added.
+    # Regions with an EventBridge rule; empty means the standard regions (the 17
+    # enabled by default in every account). The home region and us-east-1 are always added.
     regions: tuple[Region, ...] = ()
+    # Added to `regions` (or to the standard regions): opt-in regions the accounts enabled.
     extra_regions: tuple[Region, ...] = ()
+    # {eventClass: {baseline | "*": level}}: the level of a real-time alert. A cell
+    # left out is the higher of the class's default level and the account's baseline.
+    severity_matrix: dict[EventClass, dict[Literal["*"] | Severity, Severity]] = Field(default_factory=dict)
+    # Alert (critical) when anyone but the deploying role changes rootwatch's own resources.
+    tamper: bool = True
+    # The management account is deployed with the default credentials, not the assumed
+    # role: the caller ARN prefix of that deployer (e.g. arn:aws:sts::<id>:assumed-role/ci/).
+    # Unset, every change to its rootwatch resources (deploys included) raises a tamper alert.
+    management_deployer_arn: str | None = None
+
+    @field_validator("management_deployer_arn")
+    @classmethod
+    def _deployer_arn(cls, v: str | None) -> str | None:
+        if v is not None and not _DEPLOYER_ARN_RE.match(v):
+            raise ValueError(f"{v!r} is not an IAM or STS ARN (prefix)")
+        return v
+
+    def matrix_row(self, baseline: Severity) -> dict[EventClass, Severity]:
+        """The level of each event class for an account with this baseline."""
+        row: dict[EventClass, Severity] = {}
+        for cls in EventClass:
+            cells = self.severity_matrix.get(cls, {})
+            default = highest(DEFAULT_CLASS_SEVERITY[cls], baseline)
+            row[cls] = cells.get(baseline, cells.get(ANY_BASELINE, default))
+        return row
+
+    def levels_for(self, baseline: Severity) -> set[Severity]:
+        """Levels the real-time path can alert at for this baseline (windows aside).
+
+        Critical is always reachable: tamper alarms, malformed events, a root
+        sign-in without MFA and the formatter's on-failure destination all use it.
+        """
+        return {*self.matrix_row(baseline).values(), Severity.CRITICAL}
 
 
 class BreakGlassWindow(_Model):
@@ -248,6 +299,22 @@ class BreakGlassWindow(_Model):
             raise ValueError("end must be after start")
         return self
 
+    def to_lambda(self) -> dict[str, Any]:
+        """The window as the alert formatter reads it (evaluated there, at alert time)."""
+        return {
+            "ticket": self.ticket,
+            "approvers": list(self.approvers),
+            "start": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": self.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reason": self.reason,
+            "level": self.level.value if self.level else None,
+        }
+
+
+# The formatter's environment holds the windows of its account; Lambda caps all of a
+# function's variables at 4 KB together, and topics, account and matrix need ~1 KB.
+MAX_WINDOW_BYTES_PER_ACCOUNT = 2800
+
 
 class BreakGlassSettings(_Model):
     max_hours: float = Field(default=8, gt=0, le=72)
@@ -260,6 +327,25 @@ class BreakGlassSettings(_Model):
             if w.end - w.start > cap:
                 raise ValueError(f"windows[{i}] ({w.ticket}) is longer than breakGlass.maxHours ({self.max_hours:g} h)")
         return self
+
+    @model_validator(mode="after")
+    def _fits_lambda_environment(self) -> "BreakGlassSettings":
+        for account in sorted({a for w in self.windows for a in w.accounts}):
+            size = len(windows_json(self.windows_for(account)))
+            if size > MAX_WINDOW_BYTES_PER_ACCOUNT:
+                raise ValueError(
+                    f"account {account} has {size} bytes of break-glass windows; the alert formatter holds at most "
+                    f"{MAX_WINDOW_BYTES_PER_ACCOUNT} per account (remove expired windows, shorten reasons)"
+                )
+        return self
+
+    def windows_for(self, account_id: str) -> list[BreakGlassWindow]:
+        return [w for w in self.windows if account_id in w.accounts]
+
+
+def windows_json(windows: list[BreakGlassWindow] | tuple[BreakGlassWindow, ...]) -> str:
+    """Windows serialized for the formatter's environment (compact: it has a size cap)."""
+    return json.dumps([w.to_lambda() for w in windows], separators=(",", ":"), sort_keys=True)
 
 
 class RootwatchSettings(BaseSettings):
@@ -307,6 +393,16 @@ class RootwatchSettings(BaseSettings):
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
+    def _realtime_regions_in_home_partition(self) -> "RootwatchSettings":
+        # One provider per account: every rule region must be reachable with its credentials.
+        home = region_partition(self.home_region)
+        rt = self.realtime
+        foreign = sorted({r for r in (*rt.regions, *rt.extra_regions) if region_partition(r) != home})
+        if foreign:
+            raise ValueError(f"realtime: region(s) {', '.join(foreign)} are not in the home region's partition ({home})")
+        return self
+
+    @model_validator(mode="after")
     def _routes_cover_levels(self) -> "RootwatchSettings":
         # No "alerting to a void": every level any account can reach needs a subscriber.
         reachable: set[Severity] = set()
@@ -320,13 +416,13 @@ class RootwatchSettings(BaseSettings):
     def levels_for(self, baseline: Severity, account_id: str | None = None) -> list[Severity]:
         """Levels an account with this baseline can alert at, lowest first.
 
-        The alarm uses the baseline; the real-time path can escalate up to
-        critical (the higher of baseline and event class), and a break-glass
-        window may set its own level.
+        The alarm uses the baseline; the real-time path uses the severity
+        matrix (by default the higher of baseline and event class) and critical
+        for tamper and malformed events; a break-glass window may set its own level.
         """
         levels = {baseline}
         if self.realtime.enabled:
-            levels.update(baseline.at_least())
+            levels.update(self.realtime.levels_for(baseline))
         for w in self.break_glass.windows:
             if w.level and (account_id is None or account_id in w.accounts):
                 levels.add(w.level)
