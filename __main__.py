@@ -16,6 +16,9 @@ except RootwatchError as exc:
     raise pulumi.RunError(f"invalid stack config: {exc}") from None
 
 scope = organization.discover(settings)
+# Records each resource's engine view for the `compliance` output: before any resource.
+evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
 monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
 outputs.export(scope, monitors)
+outputs.export_compliance(evidence, scope, settings)

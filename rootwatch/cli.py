@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rootwatch.audit",
     "rootwatch.drill",
     "rootwatch.replay",
+    "rootwatch.policycheck",
+    "rootwatch.enroll",
+    "rootwatch.shards",
 )
 
 EXIT_OK = 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+import sys
+from typing import Any, Mapping
 
 import pulumi
 
+from rootwatch import compliance
 from rootwatch.alerting import route_summary
 from rootwatch.monitor import RootActivityMonitor
-from rootwatch.organization import Scope
+from rootwatch.organization import Account, Scope, baseline_severity
+from rootwatch.settings import RootwatchSettings
 
 
 def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
@@ -31,3 +34,109 @@ def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
         },
     )
     pulumi.export("skipped", [{"id": s.id, "name": s.name, "reason": s.reason} for s in scope.skipped])
+
+
+# --- compliance evidence -------------------------------------------------------------
+#
+# The `compliance` output is computed from the same (type, properties, provider)
+# view CrossGuard gets: a stack transformation records every resource as it is
+# constructed, and at export time each one's properties are serialized exactly as
+# the SDK sends them to the engine (camelCase, provider inputs JSON-encoded).
+# compliance.evaluate() then runs over that view once every value resolves.
+
+
+class ResourceRecorder:
+    """Every resource constructed after ``record_resources()``, with its raw properties."""
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[pulumi.Resource, str, str, Mapping[str, Any]]] = []
+
+    def __call__(self, args: pulumi.ResourceTransformationArgs) -> None:
+        self._seen.append((args.resource, args.type_, args.name, args.props))
+        return None  # record only: props and options stay as they are
+
+    def views(self) -> pulumi.Output[list[compliance.PolicyInput]]:
+        return pulumi.Output.all(*[_view_output(*seen) for seen in self._seen])
+
+
+def _view_output(
+    res: pulumi.Resource, typ: str, name: str, props: Mapping[str, Any]
+) -> pulumi.Output[compliance.PolicyInput]:
+    # apply() on a known value runs the coroutine inside the Pulumi event loop.
+    return pulumi.Output.from_input(0).apply(lambda _: _engine_view(res, typ, name, props))
+
+
+def record_resources() -> ResourceRecorder:
+    """Start recording; call before the first resource that compliance must see."""
+    recorder = ResourceRecorder()
+    # The SDK-side transformation runs under the mock monitor as well as the engine
+    # (engine-side transforms, register_resource_transform, do not run under mocks).
+    pulumi.runtime.register_stack_transformation(recorder)
+    return recorder
+
+
+def _args_type(res: pulumi.Resource) -> type | None:
+    """The generated ``*Args`` input type that names the resource's properties (camelCase)."""
+    from pulumi import _types
+
+    cls = type(res)
+    module = sys.modules.get(cls.__module__)
+    # `InitArgs` when the class name collides with a nested type (s3 BucketVersioning).
+    for candidate in (cls.__name__ + "InitArgs", cls.__name__ + "Args"):
+        typ = getattr(module, candidate, None)
+        if isinstance(typ, type) and _types.is_input_type(typ):
+            return typ
+    return None
+
+
+async def _engine_view(res: pulumi.Resource, typ: str, name: str, props: Mapping[str, Any]) -> compliance.PolicyInput:
+    from google.protobuf import json_format
+    from pulumi.runtime import rpc
+
+    deps: dict[str, list[pulumi.Resource]] = {}
+    args_type = _args_type(res)
+    struct = await rpc.serialize_properties(
+        props, deps, res, None if args_type else res.translate_input_property, args_type
+    )
+    provider = None if typ.startswith("pulumi:providers:") else res.get_provider(typ)
+    prop_deps = {k: tuple([await d.urn.future() or "" for d in v]) for k, v in deps.items()}
+    return compliance.PolicyInput(
+        type=typ,
+        urn=await res.urn.future() or "",
+        # Plain JSON (unknowns and secrets stay wire markers, compliance.normalize reads them).
+        props=json_format.MessageToDict(struct),
+        provider=(await provider.urn.future() or "") if provider is not None else "",
+        name=name,
+        dependencies=tuple(dict.fromkeys(u for urns in prop_deps.values() for u in urns)),
+        property_dependencies=prop_deps,
+    )
+
+
+def account_details(account: Account, settings: RootwatchSettings) -> dict[str, Any]:
+    baseline = baseline_severity(settings, account)
+    return {
+        "name": account.name,
+        "severity": baseline.value,
+        # Protocol counts per reachable level: endpoints may be secrets.
+        "routes": {
+            lvl.value: route_summary(settings.routes.get(lvl, ())) for lvl in settings.levels_for(baseline, account.id)
+        },
+    }
+
+
+def export_compliance(recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings) -> None:
+    """The ``compliance`` output (schema rootwatch.compliance/v1, docs/compliance.md)."""
+    requirements = compliance.requirements_for(settings)
+    # The management account is deployed through the default provider.
+    management = next((a.id for a in scope.accounts if a.is_management), None)
+    in_scope = [a.id for a in scope.accounts]
+    details = {a.id: account_details(a, settings) for a in scope.accounts}
+    skipped = [{"id": s.id, "name": s.name, "reason": s.reason} for s in scope.skipped]
+    pulumi.export(
+        "compliance",
+        recorder.views().apply(
+            lambda views: compliance.summarize(
+                compliance.evaluate(views, requirements, management), in_scope, skipped, details
+            )
+        ),
+    )
