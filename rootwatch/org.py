@@ -37,7 +37,8 @@ def _client(endpoint_url: str | None, region: str) -> Any:
     from botocore.config import Config
 
     cfg = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=30)
-    return boto3.client("organizations", region_name=region, endpoint_url=endpoint_url, config=cfg)
+    # A fresh session: credentials are resolved now, never reused from a cached default session.
+    return boto3.session.Session().client("organizations", region_name=region, endpoint_url=endpoint_url, config=cfg)
 
 
 def _pages(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
