@@ -138,7 +138,9 @@ def render_eventbridge(rule: Rule) -> list[dict[str, Any]]:
         detail: dict[str, Any] = {}
         for cond in combo:
             _nest(detail, cond.path, _eventbridge_filter(cond))
-        patterns.append({"detail-type": list(EVENTBRIDGE_DETAIL_TYPES), "detail": detail})
+        # Only AWS services can emit "aws.*" sources (PutEvents refuses them), so a
+        # forged event sent to the bus can never reach the rule.
+        patterns.append({"source": [{"prefix": "aws."}], "detail-type": list(EVENTBRIDGE_DETAIL_TYPES), "detail": detail})
     return patterns
 
 

@@ -66,7 +66,9 @@ def test_eventbridge_patterns_render_the_extended_rule() -> None:
     assert len(patterns) == 2
     invoked = []
     for p in patterns:
-        assert set(p) == {"detail-type", "detail"}
+        assert set(p) == {"source", "detail-type", "detail"}
+        # Forged events (PutEvents cannot use aws.* sources) never reach the rule.
+        assert p["source"] == [{"prefix": "aws."}]
         assert "AWS API Call via CloudTrail" in p["detail-type"]
         assert "AWS Console Sign In via CloudTrail" in p["detail-type"]
         assert "AWS Service Event via CloudTrail" not in p["detail-type"]
