@@ -15,7 +15,10 @@ try:
 except RootwatchError as exc:
     raise pulumi.RunError(f"invalid stack config: {exc}") from None
 
-scope = organization.discover(settings)
+try:
+    scope = organization.discover(settings)
+except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceback
+    raise pulumi.RunError(str(exc)) from None
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()

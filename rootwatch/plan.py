@@ -72,7 +72,11 @@ def _policy(result: Any) -> list[dict[str, Any]]:
         from rootwatch import policy
     except ImportError:
         raise RootwatchError("--policy: the policy rules are not available in this build") from None
-    found = policy.check_resources(policy.from_registered(result.resources), None)
+    from rootwatch import settings as rw_settings
+
+    # The stack's own settings tell the rules what the pack cannot see (regions, existing log group).
+    config = policy.config_for(rw_settings.load(result.config.values))
+    found = policy.check_resources(policy.from_registered(result.resources), config)
     return [
         {"policy": v.policy, "urn": v.urn, "message": v.message, "enforcementLevel": v.enforcement_level}
         for v in found

@@ -17,7 +17,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -54,6 +54,14 @@ def region_partition(region: str) -> str:
     return "aws"
 
 
+def _account_id_digits(v: Any) -> Any:
+    # `pulumi config set --path` stores digit-only values as numbers: 012345678901
+    # arrives as 12345678901, so restore the 12 digits (and their leading zeros).
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**12:
+        return f"{v:012d}"
+    return v
+
+
 def _account_id(v: str) -> str:
     if not _ACCOUNT_RE.match(v):
         raise ValueError(f"{v!r} is not a 12-digit AWS account id")
@@ -84,7 +92,7 @@ def _https_url(v: str) -> str:
     return v
 
 
-AccountId = Annotated[str, AfterValidator(_account_id)]
+AccountId = Annotated[str, BeforeValidator(_account_id_digits), AfterValidator(_account_id)]
 Region = Annotated[str, AfterValidator(_region)]
 RoleName = Annotated[str, AfterValidator(_role_name)]
 OuId = Annotated[str, AfterValidator(_ou_id)]

@@ -262,8 +262,9 @@ def test_tamper_rule_per_account_exempts_only_the_deployer(run: mockrun.Run, vie
         assert rule.name == f"rootwatch-{acct}-tamper-rule"
         assert (rule.inputs["region"], rule.inputs["state"]) == ("us-east-1", "ENABLED")
         identity = json.loads(rule.inputs["eventPattern"])["detail"]["userIdentity"]
-        if acct == MGMT:  # deployed with default credentials: no exemption unless configured
-            assert identity == {"type": [{"anything-but": "Root"}]}
+        if acct == MGMT:  # deployed with default credentials: the example names its deployer
+            assert identity == {"type": [{"anything-but": "Root"}],
+                                "arn": [{"anything-but": {"prefix": "arn:aws:sts::111111111111:assumed-role/platform-deployer/"}}]}
         else:
             assert identity["arn"] == [{"anything-but": {"prefix": f"arn:aws:sts::{acct}:assumed-role/OrganizationAccountAccessRole/rootwatch"}}]
         (target,) = [t for t in view.of(TARGET, acct) if t.name == f"rootwatch-{acct}-tamper-target"]
@@ -398,7 +399,9 @@ def test_expired_windows_warn_at_plan_time_and_reach_only_their_account() -> Non
 
 
 def test_management_account_without_a_deployer_arn_warns(run: mockrun.Run) -> None:
-    assert any("realtime.managementDeployerArn is not set" in w for w in run.warnings)
+    assert not any("managementDeployerArn" in w for w in run.warnings)  # the example sets it
+    unset = mockrun.run("example", extra_config={"rootwatch:realtime": json.dumps({"regions": EXAMPLE_REGIONS})})
+    assert any("realtime.managementDeployerArn is not set" in w for w in unset.warnings)
     configured = f"arn:aws:sts::{MGMT}:assumed-role/ci-deployer/"
     r = mockrun.run("example", extra_config={"rootwatch:realtime": json.dumps(
         {"regions": EXAMPLE_REGIONS, "managementDeployerArn": configured})})

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from rootwatch import cli, mockrun, shards, snapshot
@@ -157,7 +158,8 @@ def test_a_shard_stack_registers_only_its_accounts_the_ones_rootwatch_shards_lis
 
 def test_a_shard_that_does_not_exist_fails_the_program_with_a_clear_error() -> None:
     run = mockrun.run("example", extra_config={"rootwatch:shard": "shard-7", "rootwatch:shardMaxAccounts": "3"}, check=False)
-    assert isinstance(run.error, RootwatchError)
+    # The program turns it into pulumi.RunError: one line, no traceback from the engine.
+    assert isinstance(run.error, pulumi.RunError)
     assert str(run.error).startswith("rootwatch:shard 'shard-7' does not exist: 8 account(s) at shardMaxAccounts 3 make 4 shard(s)")
     assert run.by_type(MONITOR) == []
 
