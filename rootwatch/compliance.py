@@ -63,6 +63,12 @@ KEY_TYPE = "aws:kms/key:Key"
 ALIAS_TYPE = "aws:kms/alias:Alias"
 EVENT_RULE_TYPE = "aws:cloudwatch/eventRule:EventRule"
 
+# Every type evaluate() reads; anything else is irrelevant to the verdict.
+EVIDENCE_TYPES = frozenset({
+    PROVIDER_TYPE, TRAIL_TYPE, LOG_GROUP_TYPE, METRIC_FILTER_TYPE, ALARM_TYPE, TOPIC_TYPE,
+    SUBSCRIPTION_TYPE, KEY_TYPE, ALIAS_TYPE, EVENT_RULE_TYPE,
+})
+
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 # What SNS asks KMS for when CloudWatch publishes to an encrypted topic.
@@ -854,9 +860,35 @@ def _alarm_topics(alarm: PolicyInput, acct: _Account, idx: _Index) -> tuple[list
     return found, outside, unknown and not found
 
 
-def _subscriptions(topic: PolicyInput, acct: _Account, idx: _Index, all_subs: list[PolicyInput]) -> tuple[int, bool]:
+class _Subscriptions:
+    """Subscriptions indexed by the topic they name, so a large organization is not scanned per topic."""
+
+    def __init__(self, subs: Sequence[PolicyInput], idx: _Index) -> None:
+        self.by_topic_name: dict[str, list[PolicyInput]] = {}
+        self.by_topic_urn: dict[str, list[PolicyInput]] = {}  # topic ARN unknown until deploy
+        self.unresolved: list[PolicyInput] = []  # neither an ARN nor a dependency names the topic
+        for s in subs:
+            ref = _known_str(s.props.get("topic"))
+            deps = idx.deps(s, "topic", TOPIC_TYPE)
+            if ref:
+                self.by_topic_name.setdefault(ref.rsplit(":", 1)[-1], []).append(s)
+            elif deps:
+                for d in deps:
+                    self.by_topic_urn.setdefault(d.urn, []).append(s)
+            else:
+                self.unresolved.append(s)
+
+    def candidates(self, topic: PolicyInput) -> list[PolicyInput]:
+        own = _known_str(topic.props.get("arn")) or ""
+        names = {own.rsplit(":", 1)[-1], _known_str(topic.props.get("name")) or ""} - {""}
+        found = [s for n in names for s in self.by_topic_name.get(n, ())]
+        unique = {s.urn: s for s in found + self.by_topic_urn.get(topic.urn, [])}
+        return list(unique.values()) + self.unresolved
+
+
+def _subscriptions(topic: PolicyInput, acct: _Account, idx: _Index, index: _Subscriptions) -> tuple[int, bool]:
     count, unknown = 0, False
-    for s in all_subs:
+    for s in index.candidates(topic):
         ref = s.props.get("topic")
         if _known_str(ref):
             hit = _names_arn(ref, topic, acct, "sns")
@@ -889,7 +921,7 @@ def _topic_key(topic: PolicyInput, acct: _Account, idx: _Index) -> PolicyInput |
     return None
 
 
-def _topic_problems(topic: PolicyInput, acct: _Account, idx: _Index, subs: list[PolicyInput]) -> Problems:
+def _topic_problems(topic: PolicyInput, acct: _Account, idx: _Index, subs: _Subscriptions) -> Problems:
     name = topic.props.get("name") or topic.name
     p = Problems()
     n, unknown = _subscriptions(topic, acct, idx, subs)
@@ -916,7 +948,7 @@ def _topic_problems(topic: PolicyInput, acct: _Account, idx: _Index, subs: list[
     return p
 
 
-def _check_topic(acct: _Account, idx: _Index, alarm: PolicyInput | None, all_subs: list[PolicyInput]) -> CheckResult:
+def _check_topic(acct: _Account, idx: _Index, alarm: PolicyInput | None, all_subs: _Subscriptions) -> CheckResult:
     if alarm is None:
         return CheckResult(TOPIC, FAIL, "no alarm, so no alert topic to check (see alarm)", acct.provider_urn or None)
     topics, outside, unknown = _alarm_topics(alarm, acct, idx)
@@ -981,7 +1013,8 @@ def evaluate(
                          tuple(r.dependencies), {k: tuple(v) for k, v in r.property_dependencies.items()})
              for r in resources]
     idx = _Index(items)
-    subs = [r for r in items if r.type == SUBSCRIPTION_TYPE]  # subscriptions may live in another account
+    # Subscriptions may live in another account, so they are indexed across the whole stack.
+    subs = _Subscriptions([r for r in items if r.type == SUBSCRIPTION_TYPE], idx)
     verdicts = {}
     for acct in group_by_account(items, default_account_id):
         trail, groups = _check_trail(acct, idx, requirements)

@@ -48,11 +48,14 @@ def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
 class ResourceRecorder:
     """Every resource constructed after ``record_resources()``, with its raw properties."""
 
-    def __init__(self) -> None:
+    def __init__(self, types: frozenset[str] | None) -> None:
+        self._types = types
         self._seen: list[tuple[pulumi.Resource, str, str, Mapping[str, Any]]] = []
 
     def __call__(self, args: pulumi.ResourceTransformationArgs) -> None:
-        self._seen.append((args.resource, args.type_, args.name, args.props))
+        # Only what the verdict reads: serializing every resource twice costs large orgs dearly.
+        if self._types is None or args.type_ in self._types:
+            self._seen.append((args.resource, args.type_, args.name, args.props))
         return None  # record only: props and options stay as they are
 
     def views(self) -> pulumi.Output[list[compliance.PolicyInput]]:
@@ -66,9 +69,9 @@ def _view_output(
     return pulumi.Output.from_input(0).apply(lambda _: _engine_view(res, typ, name, props))
 
 
-def record_resources() -> ResourceRecorder:
-    """Start recording; call before the first resource that compliance must see."""
-    recorder = ResourceRecorder()
+def record_resources(types: frozenset[str] | None = compliance.EVIDENCE_TYPES) -> ResourceRecorder:
+    """Start recording (``types=None``: every type); call before the first resource compliance must see."""
+    recorder = ResourceRecorder(types)
     # The SDK-side transformation runs under the mock monitor as well as the engine
     # (engine-side transforms, register_resource_transform, do not run under mocks).
     pulumi.runtime.register_stack_transformation(recorder)

@@ -22,6 +22,7 @@ region of the endpoint used, hence every enabled region.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -377,9 +378,15 @@ def lambda_modules(entry: str = FORMATTER_ENTRY, root: Path = PACKAGE_ROOT) -> d
     return dict(sorted(out.items()))
 
 
+@functools.lru_cache(maxsize=1)
+def _formatter_files() -> tuple[tuple[str, str], ...]:
+    # Parsed once per program run, not once per account (it walks the imports with ast).
+    return tuple((arc, str(path)) for arc, path in lambda_modules().items())
+
+
 def formatter_archive() -> pulumi.AssetArchive:
     """The formatter's code: the package's own files, not a copy."""
-    return pulumi.AssetArchive({arc: pulumi.FileAsset(str(path)) for arc, path in lambda_modules().items()})
+    return pulumi.AssetArchive({arc: pulumi.FileAsset(path) for arc, path in _formatter_files()})
 
 
 def formatter_environment(

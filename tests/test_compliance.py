@@ -133,7 +133,7 @@ def test_recorded_view_is_what_the_engine_receives(tmp_path: Path) -> None:
     program.write_text(
         "import pulumi, pulumi_aws as aws\n"
         "from rootwatch import outputs\n"
-        "rec = outputs.record_resources()\n"
+        "rec = outputs.record_resources(types=None)\n"
         "p = aws.Provider('acct', region='eu-west-1', allowed_account_ids=['123456789012'])\n"
         "b = aws.s3.Bucket('b', bucket='bkt', opts=pulumi.ResourceOptions(provider=p))\n"
         "aws.s3.BucketVersioning('v', bucket=b.id, versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status='Enabled'), opts=pulumi.ResourceOptions(provider=p))\n"
