@@ -16,6 +16,15 @@ Alarm path
     alert is delayed by at most one period, never lost.
 
 Real-time path
+    As rootwatch deploys it, the rule ``rootwatch-root-activity`` targets the
+    alert formatter Lambda, which publishes to the account's route. The rule
+    admits only ``aws.*`` sources, which PutEvents cannot produce, so the drill
+    hands its event to the formatter with a direct asynchronous Invoke (an
+    IAM-authorised call, as EventBridge's own), the formatter labels it DRILL
+    and publishes to the account's baseline topic, and the drill waits for it.
+    That proves formatter -> KMS -> topic -> subscribers; `audit --realtime`
+    checks the rule and its state. For rules that target SNS topics directly
+    (not rootwatch's design):
     Real alerts come from the rule ``rootwatch-root-activity``, which matches
     CloudTrail events (source ``aws.*``). EventBridge does not let PutEvents
     publish events with an ``aws.`` source, so nobody, the drill included, can
@@ -62,10 +71,12 @@ from typing import Any, Callable, Sequence
 
 from rootwatch import audit
 from rootwatch.errors import RootwatchError
+from rootwatch.formatter import DRILL_SOURCE
+from rootwatch.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
+from rootwatch.formatter import ENV_TOPICS as FORMATTER_TOPICS
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
-DRILL_SOURCE = "rootwatch.drill"
 DRILL_DETAIL_TYPE = "rootwatch drill"
 DEFAULT_LOG = "rootwatch-drill.jsonl"
 PATHS = ("alarm", "realtime")
@@ -228,9 +239,12 @@ class Drill:
                 return PathResult("realtime", False, f"rule {self.rule_name} not found in {self.region}")
             raise
         targets = audit._paginate(ev, "list_targets_by_rule", "Targets", Rule=self.rule_name)
+        formatters = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "lambda"]
+        if formatters:
+            return self._formatter_path(formatters[0]["Arn"])
         sns_targets = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "sns"]
         if not sns_targets:
-            return PathResult("realtime", False, f"rule {self.rule_name} has no SNS target")
+            return PathResult("realtime", False, f"rule {self.rule_name} has no alert formatter or SNS target")
         topics = [t["Arn"] for t in sns_targets]
         self._subscribe(topics)
         drill_rule = f"rootwatch-drill-{self.id}"
@@ -260,6 +274,33 @@ class Drill:
             return PathResult("realtime", False, f"PutEvents rejected the drill event: "
                                                  f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return self._wait("realtime", topics, start, lambda m: realtime_message_matches(m, self.id))
+
+    def _formatter_path(self, function_arn: str) -> PathResult:
+        """The deployed design: rule -> alert formatter Lambda -> the account's topic.
+
+        The rule admits only aws.* sources, so the drill event is handed to the
+        formatter with a direct Invoke (the same asynchronous invocation EventBridge
+        makes); the formatter labels it DRILL and publishes to the account's
+        baseline route, which the drill queue listens on.
+        """
+        lam = self.clients("lambda", self.region)
+        env = (lam.get_function_configuration(FunctionName=function_arn).get("Environment") or {}).get("Variables", {})
+        try:
+            topics = json.loads(env[FORMATTER_TOPICS])
+            baseline = json.loads(env[FORMATTER_ACCOUNT])["baseline"]
+            topic = topics[baseline]
+        except (KeyError, TypeError, ValueError):
+            return PathResult("realtime", False, f"{function_arn} is not a rootwatch alert formatter "
+                                                 f"(no {FORMATTER_TOPICS}/{FORMATTER_ACCOUNT} environment)")
+        self._subscribe([topic])
+        event = {"version": "0", "id": f"rootwatch-drill-{self.id}", "source": DRILL_SOURCE,
+                 "detail-type": DRILL_DETAIL_TYPE, "account": self.account_id, "region": self.region,
+                 "detail": {"drillId": self.id, "level": baseline}}
+        start = self.clock()
+        resp = lam.invoke(FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode())
+        if resp.get("StatusCode") not in (200, 202):
+            return PathResult("realtime", False, f"invoking {function_arn} returned {resp.get('StatusCode')}")
+        return self._wait("realtime", [topic], start, lambda m: realtime_message_matches(m, self.id))
 
     def _wait(self, path: str, topics: Sequence[str], start: float, matches: Callable[[str], bool]) -> PathResult:
         sqs = self.clients("sqs", self.region)

@@ -48,6 +48,7 @@ ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
 ENV_SEVERITY = "ROOTWATCH_SEVERITY"  # {event class: level}, the matrix row of the baseline
 ENV_BREAK_GLASS = "ROOTWATCH_BREAK_GLASS"  # [{"ticket", "approvers", "start", "end", "reason", "level"}]
 ENV_RUNBOOK = "ROOTWATCH_RUNBOOK_URL"
+DRILL_SOURCE = "rootwatch.drill"  # `rootwatch drill` invokes the function directly with this source
 
 SUBJECT_MAX = 100  # SNS rejects longer subjects
 FIELD_MAX = 300  # caller-controlled text (user agent) is cut to this
@@ -318,6 +319,8 @@ def build_alert(event: Any, cfg: Config) -> Alert:
     if detail is None:
         return fallback_alert(event, cfg, "the event carries no CloudTrail record (no detail object)")
     source = event.get("source")
+    if source == DRILL_SOURCE:
+        return _drill_alert(detail, cfg)
     if not (isinstance(source, str) and source.startswith("aws.")):
         # PutEvents cannot use an aws.* source, so this was not delivered by CloudTrail.
         # Still alerted (never dropped), but not dressed up as genuine root activity.
@@ -419,6 +422,28 @@ def _tamper_alert(event: Mapping[str, Any], detail: Mapping[str, Any], cfg: Conf
         "notes": notes,
     }
     return Alert("tamper", Severity.CRITICAL, subject, "\n".join(lines), doc, notes)
+
+
+def _drill_alert(detail: Mapping[str, Any], cfg: Config) -> Alert:
+    """`rootwatch drill`: proves formatter -> KMS -> topic -> subscribers, clearly labelled.
+
+    Only a direct, IAM-authorised Invoke can deliver it: the rules admit aws.* sources
+    only, and PutEvents cannot use those, so nobody can inject a drill through the bus.
+    """
+    drill_id = clean(detail.get("drillId"), 32)
+    try:
+        level = Severity(str(detail.get("level") or cfg.baseline.value))
+    except ValueError:
+        level = cfg.baseline
+    subject = subject_line(f"[DRILL] rootwatch: test of the real-time route for {cfg.account_name} ({cfg.account_id})")
+    lines = [
+        f"rootwatch drill {drill_id}: a test of the real-time root alert route. No action needed.",
+        f"Severity route tested: {level.value.upper()}",
+        *_account_lines(cfg),
+    ]
+    doc = {"kind": "drill", "severity": level.value, "subject": subject, "account": _account_doc(cfg),
+           "source": DRILL_SOURCE, "detail": {"drillId": drill_id}}
+    return Alert("drill", level, subject, "\n".join(lines), doc, [])
 
 
 def fallback_alert(event: Any, cfg: Config, reason: str, kind: str = "malformed") -> Alert:
