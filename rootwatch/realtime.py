@@ -67,6 +67,7 @@ FUNCTION_NAME = "rootwatch-alert-formatter"
 FORMATTER_ROLE_NAME = "rootwatch-alert-formatter"
 FORWARDER_ROLE_NAME = "rootwatch-event-forwarder"
 DLQ_NAME = "rootwatch-realtime-dlq"
+DLQ_ALARM_NAME = "rootwatch-realtime-dlq"
 RUNTIME = "python3.12"
 HANDLER = "rootwatch.formatter.handler"
 FORMATTER_ENTRY = "rootwatch.formatter"
@@ -480,6 +481,7 @@ def create_realtime(
         opts=opts,
     )
     function = _formatter(name, args, alerts, opts, tags)
+    _delivery_watch(name, args, alerts, opts, tags)
 
     forwarder = None
     if any(r != home for r in regions):
@@ -523,6 +525,42 @@ def create_realtime(
 
     tamper_rule = _tamper(name, args, alerts, function, queue, opts, tags) if s.realtime.tamper else None
     return RealtimeResources(regions, rules, function, queue, tamper_rule, forwarder)
+
+
+def _delivery_watch(
+    name: str, args: "RootActivityMonitorArgs", alerts: "AlertTopics", opts: pulumi.ResourceOptions, tags: dict[str, str]
+) -> None:
+    """Alerts that could not be delivered must page someone, and the formatter's logs must not pile up forever."""
+    s, home = args.settings, args.settings.home_region
+    aws.cloudwatch.LogGroup(
+        f"{name}-formatter-logs",
+        name=f"/aws/lambda/{FUNCTION_NAME}",
+        retention_in_days=s.trail.retention_days,
+        region=home,
+        tags=tags,
+        opts=opts,
+    )
+    # Anything in the DLQ is an alert EventBridge gave up on after 24 h of retries.
+    aws.cloudwatch.MetricAlarm(
+        f"{name}-dlq-alarm",
+        name=DLQ_ALARM_NAME,
+        alarm_description=f"rootwatch: real-time root alerts for account {args.account.name} ({args.account.id}) "
+        f"could not be delivered; read them from the SQS queue {DLQ_NAME}",
+        namespace="AWS/SQS",
+        metric_name="ApproximateNumberOfMessagesVisible",
+        dimensions={"QueueName": DLQ_NAME},
+        statistic="Maximum",
+        period=300,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanOrEqualToThreshold",
+        treat_missing_data="notBreaching",
+        actions_enabled=True,
+        alarm_actions=[alerts.topics[Severity.CRITICAL].arn],
+        region=home,
+        tags=tags,
+        opts=opts,
+    )
 
 
 def _formatter(

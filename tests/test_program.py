@@ -54,16 +54,17 @@ def of_account(run: mockrun.Run, typ: str, account: str) -> list[mockrun.Registe
 def test_every_account_in_scope_gets_the_whole_chain(run: mockrun.Run) -> None:
     monitors = run.by_type("rootwatch:index:RootActivityMonitor")
     assert {m.name for m in monitors} == {f"rootwatch-{a}" for a in IN_SCOPE}
-    for typ in (
-        "aws:cloudtrail/trail:Trail",
-        "aws:cloudwatch/logGroup:LogGroup",
-        "aws:cloudwatch/logMetricFilter:LogMetricFilter",
-        "aws:cloudwatch/metricAlarm:MetricAlarm",
-        "aws:s3/bucket:Bucket",
-        "aws:s3/bucketPolicy:BucketPolicy",
-        "aws:kms/key:Key",
+    for typ, suffix in (
+        ("aws:cloudtrail/trail:Trail", "-trail"),
+        ("aws:cloudwatch/logGroup:LogGroup", "-log-group"),
+        ("aws:cloudwatch/logMetricFilter:LogMetricFilter", "-metric-filter"),
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "-alarm"),
+        ("aws:s3/bucket:Bucket", "-trail-bucket"),
+        ("aws:s3/bucketPolicy:BucketPolicy", "-trail-bucket-policy"),
+        ("aws:kms/key:Key", "-alerts-key"),
     ):
-        assert sorted(component_of(run, r) for r in run.by_type(typ)) == sorted(IN_SCOPE), typ
+        found = [r for r in run.by_type(typ) if r.name.endswith(suffix) and r.name.count("-") == 1 + suffix.count("-")]
+        assert sorted(component_of(run, r) for r in found) == sorted(IN_SCOPE), typ
     assert set(run.outputs["accounts"]) == IN_SCOPE
 
 
@@ -85,7 +86,7 @@ def test_metric_filter_is_the_byte_exact_cis_pattern(run: mockrun.Run) -> None:
 
 
 def test_alarm_fires_on_a_single_event_and_notifies_the_baseline_route(run: mockrun.Run) -> None:
-    for a in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+    for a in (x for x in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if x.inputs["name"] == "rootwatch-root-activity"):
         i = a.inputs
         assert (i["metricName"], i["namespace"], i["statistic"]) == ("RootAccountUsage", "CISLogMetrics", "Sum")
         assert (i["threshold"], i["comparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
@@ -95,9 +96,9 @@ def test_alarm_fires_on_a_single_event_and_notifies_the_baseline_route(run: mock
         acct = component_of(run, a)
         assert acct in i["alarmDescription"] and "https://wiki.example.com/security/runbooks/root-activity" in i["alarmDescription"]
     # payments-prod is in production: critical baseline; alice's sandbox is low.
-    (prod,) = of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222201")
+    (prod, _dlq) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222201"), key=lambda r: r.name)
     assert prod.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222201:rootwatch-alerts-critical"]
-    (sandbox,) = of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222206")
+    (sandbox, _dlq) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222206"), key=lambda r: r.name)
     assert sandbox.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222206:rootwatch-alerts-low"]
 
 
@@ -231,9 +232,14 @@ def test_subscriptions_follow_the_routes_of_each_level(run: mockrun.Run) -> None
 
 
 def test_stateful_resources_are_protected_and_retained(run: mockrun.Run) -> None:
-    for typ in ("aws:s3/bucket:Bucket", "aws:cloudwatch/logGroup:LogGroup", "aws:kms/key:Key"):
-        for r in run.by_type(typ):
-            assert r.protect and r.retain_on_delete, r.name
+    stateful = [r for r in run.resources if r.name.endswith(("-trail-bucket", "-log-group", "-alerts-key"))]
+    assert len(stateful) == 3 * len(IN_SCOPE)
+    for r in stateful:
+        assert r.protect and r.retain_on_delete, r.name
+    # The formatter's own logs are operational, not audit evidence: destroyed with the stack.
+    for r in run.resources:
+        if r.name.endswith("-formatter-logs"):
+            assert not r.retain_on_delete and r.inputs["retentionInDays"] == 365
     for r in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
         assert not r.retain_on_delete
 
@@ -278,3 +284,12 @@ def test_external_id_is_passed_as_a_secret() -> None:
     (p, *_) = r.by_type("pulumi:providers:aws")
     assert "assumeRoles" in p.secret_inputs
     assert "vending-7f3a9c" not in json.dumps(r.outputs)
+
+
+def test_undeliverable_realtime_alerts_page_the_critical_route(run: mockrun.Run) -> None:
+    for acct in IN_SCOPE:
+        (dlq,) = [a for a in of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", acct) if a.name.endswith("-dlq-alarm")]
+        i = dlq.inputs
+        assert (i["namespace"], i["metricName"], i["dimensions"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": "rootwatch-realtime-dlq"})
+        assert (i["statistic"], i["threshold"], i["comparisonOperator"]) == ("Maximum", 1, "GreaterThanOrEqualToThreshold")
+        assert i["alarmActions"] == [f"arn:aws:sns:us-east-1:{acct}:rootwatch-alerts-critical"] and i["actionsEnabled"] is True
