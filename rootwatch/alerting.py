@@ -15,20 +15,13 @@ import pulumi_aws as aws
 
 from rootwatch.settings import Subscription
 from rootwatch.severity import Severity
+from rootwatch.arns import partition
 
 TOPIC_PREFIX = "rootwatch-alerts"
 KEY_ALIAS = "alias/rootwatch-alerts"
 # Services that publish to the alert topics and so must use its key. A topic on
 # the AWS-managed alias/aws/sns key silently drops CloudWatch alarm notifications.
 KEY_USER_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def topic_name(level: Severity) -> str:

@@ -162,8 +162,9 @@ def account_clients(base: Clients, account_id: str, caller_account: str | None, 
     """The caller's own account uses its own credentials; any other account is reached by AssumeRole."""
     if account_id == caller_account:
         return base
-    partition = "aws-cn" if base.region.startswith("cn-") else "aws-us-gov" if base.region.startswith("us-gov-") else "aws"
-    role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name}"
+    from rootwatch.arns import partition
+
+    role_arn = f"arn:{partition(base.region)}:iam::{account_id}:role/{role_name}"
     try:
         creds = base("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
     except Exception as exc:

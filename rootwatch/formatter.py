@@ -42,6 +42,7 @@ from urllib.parse import quote
 
 from rootwatch.detection import DEFAULT_CLASS_SEVERITY, EventClass, Finding, classify
 from rootwatch.severity import Severity, highest
+from rootwatch.arns import partition
 
 ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
 ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
@@ -213,14 +214,6 @@ def matching_windows(cfg: Config, event_time: datetime | None) -> list[Window]:
     if event_time is None:
         return []
     return [w for w in cfg.windows if w.covers(event_time)]
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 _CONSOLE_HOST = {"aws": "{r}.console.aws.amazon.com", "aws-cn": "console.amazonaws.cn", "aws-us-gov": "console.amazonaws-us-gov.com"}

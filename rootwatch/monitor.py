@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from rootwatch import alerting, detection, realtime
-from rootwatch.alerting import partition
+from rootwatch.arns import partition
 from rootwatch.organization import Account
 from rootwatch.settings import RootwatchSettings, Subscription
 from rootwatch.severity import Severity

@@ -163,7 +163,7 @@ def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "
         return None
     import pulumi
     import pulumi_aws as aws
-    from rootwatch.alerting import partition
+    from rootwatch.arns import partition
 
     access = settings.access
     role_arn = f"arn:{partition(settings.home_region)}:iam::{account.id}:role/{access.role_name}"

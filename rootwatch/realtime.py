@@ -33,7 +33,8 @@ import pulumi
 import pulumi_aws as aws
 
 from rootwatch import detection
-from rootwatch.alerting import KEY_ALIAS, TOPIC_PREFIX, partition, topic_arn
+from rootwatch.alerting import KEY_ALIAS, TOPIC_PREFIX, topic_arn
+from rootwatch.arns import partition
 from rootwatch.formatter import ENV_ACCOUNT, ENV_BREAK_GLASS, ENV_RUNBOOK, ENV_SEVERITY, ENV_TOPICS, TAMPER_CALLS
 from rootwatch.organization import Account
 from rootwatch.settings import RootwatchSettings, windows_json
