@@ -8,6 +8,7 @@ look-ups are answered from an org snapshot.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import runpy
@@ -361,7 +362,16 @@ def run(
         # Deep-resolves nested Outputs once every registration has answered.
         return pulumi.Output.from_input(exported).apply(outputs.update)
 
-    _run()
+    # Every resource stays alive until the run ends, so each generational GC pass rescans
+    # a heap that only grows: quadratic in the organization's size (measured: half the
+    # wall time at 300 accounts). The run makes little cyclic garbage; collect it after.
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _run()
+    finally:
+        if gc_enabled:
+            gc.enable()
     if error and check:
         raise error[0]
     return Run(stack, monitor.registered, outputs, config, mocks.invokes, error[0] if error else None, logger.warnings)
