@@ -24,4 +24,4 @@ evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
 monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
 outputs.export(scope, monitors)
-outputs.export_compliance(evidence, scope, settings)
+outputs.export_compliance(evidence, scope, settings, monitors)

@@ -56,6 +56,17 @@ def alert_key_policy(account_id: str, region: str) -> dict[str, Any]:
     }
 
 
+def _service_publish(sid: str, service: str, topic: str, account_id: str) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sns:Publish",
+        "Resource": topic,
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    }
+
+
 def topic_policy(account_id: str, region: str, level: Severity) -> dict[str, Any]:
     arn = topic_arn(account_id, region, level)
     root = f"arn:{partition(region)}:iam::{account_id}:root"
@@ -72,24 +83,9 @@ def topic_policy(account_id: str, region: str, level: Severity) -> dict[str, Any
                 ],
                 "Resource": arn,
             },
-            {
-                # Confused-deputy guard: only this account's alarms may publish.
-                "Sid": "CloudWatchAlarmsPublish",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                "Action": "sns:Publish",
-                "Resource": arn,
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
-            {
-                # Real-time rules (and `rootwatch drill`'s temporary rule) in this account.
-                "Sid": "EventBridgePublish",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sns:Publish",
-                "Resource": arn,
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
+            # Confused-deputy guard: only this account's alarms and rules may publish.
+            _service_publish("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", arn, account_id),
+            _service_publish("EventBridgePublish", "events.amazonaws.com", arn, account_id),
             {
                 "Sid": "DenyInsecureTransport",
                 "Effect": "Deny",

@@ -185,6 +185,7 @@ class SnapshotMocks(pulumi.runtime.Mocks):
         self.invokes: list[str] = []
         # Provider URN -> account id, filled in by RecordingMonitor as providers register.
         self.account_of_provider: dict[str, str] = {}
+        self._by_id: dict[str, snap.SnapshotAccount] | None = None
 
     def _account(self, args: pulumi.runtime.MockResourceArgs) -> str:
         urn = (args.provider or "").rsplit("::", 1)[0]
@@ -241,7 +242,9 @@ class SnapshotMocks(pulumi.runtime.Mocks):
         return {"id": a["parentId"], "parentId": a["parentId"], "accounts": [_account_result(x) for x in self.org.descendant_accounts(a["parentId"])]}
 
     def _tags(self, a: Mapping[str, Any]) -> dict[str, Any]:
-        found = next((x for x in self.org.accounts if x.id == a["resourceId"]), None)
+        if self._by_id is None:  # one look-up per account: index once, not a scan each time
+            self._by_id = {x.id: x for x in self.org.accounts}
+        found = self._by_id.get(a["resourceId"])
         return {"id": a["resourceId"], "resourceId": a["resourceId"], "tags": dict(found.tags) if found else {}}
 
     _calls: dict[str, Callable[["SnapshotMocks", Mapping[str, Any]], dict[str, Any]]] = {

@@ -10,7 +10,7 @@ import pulumi
 from rootwatch import compliance
 from rootwatch.alerting import route_summary
 from rootwatch.monitor import RootActivityMonitor
-from rootwatch.organization import Account, Scope, baseline_severity
+from rootwatch.organization import Scope
 from rootwatch.settings import RootwatchSettings
 
 
@@ -19,11 +19,8 @@ def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
         "accounts",
         {
             acct_id: {
-                "name": m.account.name,
+                **account_summary(m),
                 "ou": m.account.ou_name or m.account.ou,
-                "severity": m.severity.value,
-                # Protocol counts per level: endpoints may be secrets.
-                "routes": {lvl.value: route_summary(m.routes.get(lvl, ())) for lvl in m.levels},
                 "trailArn": m.trail_arn,
                 "logGroupName": m.log_group_name,
                 "metricFilterName": m.metric_filter_name,
@@ -115,25 +112,25 @@ async def _engine_view(res: pulumi.Resource, typ: str, name: str, props: Mapping
     )
 
 
-def account_details(account: Account, settings: RootwatchSettings) -> dict[str, Any]:
-    baseline = baseline_severity(settings, account)
+def account_summary(m: RootActivityMonitor) -> dict[str, Any]:
+    """Name, baseline severity and routes as deployed: shared by `accounts` and `compliance`."""
     return {
-        "name": account.name,
-        "severity": baseline.value,
+        "name": m.account.name,
+        "severity": m.severity.value,
         # Protocol counts per reachable level: endpoints may be secrets.
-        "routes": {
-            lvl.value: route_summary(settings.routes.get(lvl, ())) for lvl in settings.levels_for(baseline, account.id)
-        },
+        "routes": {lvl.value: route_summary(m.routes.get(lvl, ())) for lvl in m.levels},
     }
 
 
-def export_compliance(recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings) -> None:
+def export_compliance(
+    recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings, monitors: Mapping[str, RootActivityMonitor]
+) -> None:
     """The ``compliance`` output (schema rootwatch.compliance/v1, docs/compliance.md)."""
     requirements = compliance.requirements_for(settings)
     # The management account is deployed through the default provider.
     management = next((a.id for a in scope.accounts if a.is_management), None)
     in_scope = [a.id for a in scope.accounts]
-    details = {a.id: account_details(a, settings) for a in scope.accounts}
+    details = {acct_id: account_summary(m) for acct_id, m in monitors.items()}
     skipped = [{"id": s.id, "name": s.name, "reason": s.reason} for s in scope.skipped]
     pulumi.export(
         "compliance",

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rootwatch import mockrun, snapshot
 
-    org = snapshot.load(args.org_snapshot) if args.org_snapshot else snapshot.load(mockrun.DEFAULT_SNAPSHOT)
+    org = snapshot.load(args.org_snapshot or mockrun.DEFAULT_SNAPSHOT)
     config = mockrun.load_stack_config(args.stack)
     name = mockrun.stack_name(args.stack)
     print(f"planning stack {name} ({config.path.name}) under the mock runtime ...", file=sys.stderr)

@@ -232,7 +232,7 @@ def test_selectors_split_into_read_and_write_pass(resources: list[PolicyInput]) 
 
 
 def test_short_log_retention_fails(resources: list[PolicyInput]) -> None:
-    rs = changed(resources, compliance.LOG_GROUP_TYPE, MEMBER, lambda p: p.update(retentionInDays=90))
+    rs = changed(resources, compliance.LOG_GROUP_TYPE, MEMBER, lambda p: p.update(retentionInDays=90), f"{MEMBER}-log-group")
     assert "keeps events 90 days; at least 365" in only_failure(verdict(rs)).reason
     assert verdict(rs, req=Requirements(min_retention_days=30)).compliant
 
@@ -263,7 +263,7 @@ def test_filter_on_another_log_group_fails(resources: list[PolicyInput]) -> None
     ],
 )
 def test_alarm_weaknesses_have_actionable_reasons(resources: list[PolicyInput], edit: Callable, expected: str) -> None:
-    c = verdict(changed(resources, compliance.ALARM_TYPE, MEMBER, edit)).checks["alarm"]
+    c = verdict(changed(resources, compliance.ALARM_TYPE, MEMBER, edit, f"{MEMBER}-alarm")).checks["alarm"]
     assert c.status == "fail" and expected in c.reason
 
 
@@ -321,7 +321,7 @@ def test_tamper_rules_that_exclude_root_are_not_root_rules() -> None:
 
 
 def test_unknown_values_are_pending_not_failing(resources: list[PolicyInput]) -> None:
-    v = verdict(changed(resources, compliance.ALARM_TYPE, MEMBER, lambda p: p.update(period=compliance.UNKNOWN)))
+    v = verdict(changed(resources, compliance.ALARM_TYPE, MEMBER, lambda p: p.update(period=compliance.UNKNOWN), f"{MEMBER}-alarm"))
     assert not v.compliant and v.status == "pending" and not v.failures()
     assert v.checks["alarm"].status == "pending" and "cannot verify until deploy: period" in v.checks["alarm"].reason
     doc = compliance.summarize({MEMBER: v})

@@ -82,9 +82,9 @@ VARIANTS = [
     (policy.METRIC_FILTER, compliance.METRIC_FILTER_TYPE,
      lambda p: p.update(pattern=p["pattern"].replace("}", ' && $.sourceIPAddress != "203.0.113.7"}')), "",
      "has an edited pattern", "-metric-filter"),
-    (policy.ALARM, compliance.ALARM_TYPE, lambda p: p.update(period=86400), "",
+    (policy.ALARM, compliance.ALARM_TYPE, lambda p: p.update(period=86400), f"{MEMBER}-alarm",
      "period is 86400 s; at most 300 s", "-alarm"),
-    (policy.ALARM, compliance.ALARM_TYPE, lambda p: p.update(actionsEnabled=False), "",
+    (policy.ALARM, compliance.ALARM_TYPE, lambda p: p.update(actionsEnabled=False), f"{MEMBER}-alarm",
      "has its actions disabled (actionsEnabled: false)", "-alarm"),
     (policy.TOPIC, compliance.TOPIC_TYPE, lambda p: p.update(kmsMasterKeyId="alias/aws/sns"), "critical",
      "encrypted with the AWS-managed key alias/aws/sns", "-topic-critical"),
@@ -126,7 +126,7 @@ def test_a_missing_chain_is_reported_against_the_account_provider(resources: lis
 
 
 def test_values_unknown_until_deploy_are_advisory_only(resources: list[PolicyInput]) -> None:
-    weakened = changed(resources, compliance.ALARM_TYPE, lambda p: p.update(period=compliance.UNKNOWN))
+    weakened = changed(resources, compliance.ALARM_TYPE, lambda p: p.update(period=compliance.UNKNOWN), f"{MEMBER}-alarm")
     found = policy.check_resources(weakened)
     assert [(v.policy, v.enforcement_level) for v in found] == [(policy.VERIFY_AFTER_DEPLOY, "advisory")]
     assert "cannot verify until deploy" in found[0].message
@@ -155,7 +155,7 @@ def test_thresholds_from_config(resources: list[PolicyInput]) -> None:
 
 
 def test_enforcement_levels_from_config(resources: list[PolicyInput]) -> None:
-    weakened = changed(resources, compliance.ALARM_TYPE, lambda p: p.update(period=86400))
+    weakened = changed(resources, compliance.ALARM_TYPE, lambda p: p.update(period=86400), f"{MEMBER}-alarm")
     levels = {(v.policy, v.enforcement_level) for v in policy.check_resources(weakened, {"all": "advisory"})}
     assert levels == {(policy.ALARM, "advisory"), (policy.COMPLETE_CHAIN, "advisory")}
     only_chain = policy.check_resources(weakened, {policy.ALARM: {"enforcementLevel": "disabled"}})
@@ -209,7 +209,7 @@ def test_resource_policy_runs_on_proxied_props_with_config(resources: list[Polic
     from pulumi_policy.proxy import unknown_checking_proxy
 
     alarm_policy = next(p for p in policy.policies() if p.name == policy.ALARM)
-    alarm = next(r for r in resources if r.type == compliance.ALARM_TYPE)
+    alarm = next(r for r in resources if r.type == compliance.ALARM_TYPE and r.name.endswith(f"{MEMBER}-alarm"))
 
     def violations(props: dict[str, Any], config: dict[str, Any] | None) -> list[str]:
         found: list[str] = []
