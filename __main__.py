@@ -5,9 +5,9 @@ settings -> accounts -> one monitor per account -> exports.
 
 import pulumi
 
-from rootwatch import monitor, organization, outputs
-from rootwatch import settings as rw_settings
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
+from rootwatch.program import monitor, organization, outputs
+from rootwatch.program import settings as rw_settings
 
 try:
     # Validated before anything is registered: a bad config deploys nothing.

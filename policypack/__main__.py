@@ -1,7 +1,7 @@
 """The rootwatch policy pack: `pulumi preview --policy-pack policypack`.
 
 Only this file constructs the PolicyPack (that starts the analyzer's gRPC server
-and blocks); the policies themselves are rootwatch.policy.policies(), which the
+and blocks); the policies themselves are rootwatch.compliance.policy.policies(), which the
 tests, `rootwatch plan --policy` and `rootwatch policy check` use too.
 """
 
@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 try:
-    from rootwatch import policy
+    from rootwatch.compliance import policy
 except ImportError:
     # Running from a checkout without rootwatch installed: use the repository's package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     try:
-        from rootwatch import policy
+        from rootwatch.compliance import policy
     except ImportError as exc:
         raise SystemExit(
             f"rootwatch policy pack: cannot import the rootwatch package ({exc}); "

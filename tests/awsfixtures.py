@@ -12,7 +12,7 @@ each gap is handled here (test code only; the product code never fakes AWS):
   unassumable role cannot be made in moto. :class:`FaultInjector` answers
   AssumeRole for chosen accounts with AccessDenied, and chosen calls inside an
   account with ThrottlingException, via botocore ``before-call`` event hooks
-  on the sessions rootwatch creates (``rootwatch.audit.new_session``, the one
+  on the sessions rootwatch creates (``rootwatch.commands.audit.new_session``, the one
   seam). The product's error handling sees ordinary ClientErrors.
 * moto reports every SNS subscription as confirmed, so "no confirmed
   subscriber" is built as a topic with no subscriptions; the PendingConfirmation
@@ -34,7 +34,7 @@ from typing import Any, Iterator, Sequence
 import boto3
 from botocore.awsrequest import AWSResponse
 
-from rootwatch.detection import CIS_PATTERN
+from rootwatch.detection.rule import CIS_PATTERN
 
 REGION = "us-east-1"
 MGMT = "123456789012"  # moto's default account: the caller's own account
@@ -73,7 +73,9 @@ def aws_env(monkeypatch: Any, tmp_path: Any) -> None:
 
 
 def session_for(url: str, account: str) -> Any:
-    from rootwatch.audit import new_session  # shares parsed botocore models: faster set-up
+    from rootwatch.commands.audit import (
+        new_session,  # shares parsed botocore models: faster set-up
+    )
 
     base = new_session(region_name=REGION)
     if account == MGMT:
@@ -205,7 +207,7 @@ class FaultInjector:
         self.refused: list[str] = []
 
     def install(self, monkeypatch: Any) -> None:
-        from rootwatch import audit
+        from rootwatch.commands import audit
 
         real = audit.new_session
 
@@ -247,7 +249,7 @@ class FaultInjector:
 
 def run_cli(argv: Sequence[str], capsys: Any, monkeypatch: Any) -> tuple[int, str, str]:
     """The real entry point. Command modules other engineers have not landed yet are left out of the registry."""
-    from rootwatch import cli
+    from rootwatch.commands import cli
 
     present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
     monkeypatch.setattr(cli, "COMMAND_MODULES", present)

@@ -13,12 +13,22 @@ import json
 from typing import Any
 
 import pytest
+from awsfixtures import (
+    EDITED_PATTERN,
+    MGMT,
+    AccountSpec,
+    FaultInjector,
+    aws_env,
+    build_account,
+    create_member_accounts,
+    moto_server,
+    run_cli,
+    write_snapshot,
+)
 from botocore.exceptions import ClientError
 
-from awsfixtures import (EDITED_PATTERN, MGMT, AccountSpec, FaultInjector, aws_env, build_account,
-                         create_member_accounts, moto_server, run_cli, write_snapshot)
-from rootwatch import audit
-from rootwatch.detection import CIS_PATTERN
+from rootwatch.commands import audit
+from rootwatch.detection.rule import CIS_PATTERN
 
 ACCT = "222222222222"
 TOPIC = f"arn:aws:sns:us-east-1:{ACCT}:rootwatch-alerts-critical"

@@ -1,4 +1,4 @@
-"""Per-account stacks (rootwatch.automation): config mapping in plain Python, and
+"""Per-account stacks (rootwatch.vending.automation): config mapping in plain Python, and
 orchestration against a stand-in Pulumi CLI.
 
 FakePulumi is a PulumiCommand subclass passed through
@@ -27,9 +27,9 @@ from pulumi.automation.errors import create_command_error
 from pulumi.runtime.proto import events_pb2, events_pb2_grpc
 from semver import VersionInfo
 
-from rootwatch import automation
-from rootwatch.automation import AccountSpec
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
+from rootwatch.vending import automation
+from rootwatch.vending.automation import AccountSpec
 
 REPO = Path(__file__).resolve().parent.parent
 ACCT = "123456789012"

@@ -15,9 +15,10 @@ from typing import Any, Callable
 
 import pytest
 
-from rootwatch import compliance, mockrun, outputs, policy
-from rootwatch import settings as rw_settings
-from rootwatch.compliance import PolicyInput, Requirements
+from rootwatch import compliance
+from rootwatch.compliance import PolicyInput, Requirements, policy
+from rootwatch.program import mockrun, outputs
+from rootwatch.program import settings as rw_settings
 
 MGMT = "111111111111"
 MEMBER = "222222222201"
@@ -117,7 +118,7 @@ def test_severity_and_routes_are_protocol_counts_only(example: mockrun.Run) -> N
 
 def test_output_and_policy_pack_see_the_same_verdicts(example: mockrun.Run, resources: list[PolicyInput]) -> None:
     # The output is computed in-program from recorded props; the pack gets the engine's registrations.
-    req = compliance.requirements_for(rw_settings.load(example.config.values))
+    req = outputs.requirements_for(rw_settings.load(example.config.values))
     assert req.required_regions  # the example enables real-time alerting
     offline = compliance.evaluate(resources, req)
     for acct_id, doc in example.outputs["compliance"]["accounts"].items():
@@ -132,7 +133,7 @@ def test_recorded_view_is_what_the_engine_receives(tmp_path: Path) -> None:
     program = tmp_path / "program.py"
     program.write_text(
         "import pulumi, pulumi_aws as aws\n"
-        "from rootwatch import outputs\n"
+        "from rootwatch.program import outputs\n"
         "rec = outputs.record_resources(types=None)\n"
         "p = aws.Provider('acct', region='eu-west-1', allowed_account_ids=['123456789012'])\n"
         "b = aws.s3.Bucket('b', bucket='bkt', opts=pulumi.ResourceOptions(provider=p))\n"

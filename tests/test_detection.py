@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from rootwatch import detection
-from rootwatch.detection import (
+from rootwatch.core.severity import Severity
+from rootwatch.detection import rule as detection
+from rootwatch.detection.eventpattern import matches as eb_matches
+from rootwatch.detection.filterpattern import MAX_PATTERN_LENGTH, compile_pattern
+from rootwatch.detection.rule import (
     CIS_PATTERN,
     DEFAULT_CLASS_SEVERITY,
     EXTENDED_PATTERN,
@@ -20,9 +23,6 @@ from rootwatch.detection import (
     eventbridge_patterns,
     wrap_eventbridge,
 )
-from rootwatch.eventpattern import matches as eb_matches
-from rootwatch.filterpattern import MAX_PATTERN_LENGTH, compile_pattern
-from rootwatch.severity import Severity
 
 CORPUS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "cloudtrail_corpus.json").read_text())["cases"]
 IDS = [c["name"] for c in CORPUS]

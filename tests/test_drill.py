@@ -23,10 +23,21 @@ import time
 from typing import Any
 
 import pytest
+from awsfixtures import (
+    ALARM_NAME,
+    REGION,
+    RULE_NAME,
+    AccountSpec,
+    FaultInjector,
+    aws_env,
+    build_account,
+    create_member_accounts,
+    moto_server,
+    run_cli,
+    session_for,
+)
 
-from awsfixtures import (ALARM_NAME, REGION, RULE_NAME, AccountSpec, FaultInjector, aws_env, build_account,
-                         create_member_accounts, moto_server, run_cli, session_for)
-from rootwatch import audit, drill
+from rootwatch.commands import audit, drill
 
 ALL_STATE = audit.REALTIME_STATE
 

@@ -2,7 +2,7 @@
 
 moto stores Lambda functions but cannot run them without Docker, so the one
 AWS behaviour we stand in for is the Lambda runtime: the test's `invoke` runs
-the real formatter handler (rootwatch.formatter.handler) in-process with the
+the real formatter handler (rootwatch.lambdas.formatter.handler) in-process with the
 function's stored environment and an SNS client of the same account. Everything
 else (rule, targets, function configuration, SNS -> SQS delivery, cleanup) is
 moto's.
@@ -16,10 +16,22 @@ import zipfile
 from typing import Any
 
 import pytest
+from awsfixtures import (
+    REGION,
+    RULE_NAME,
+    AccountSpec,
+    aws_env,
+    build_account,
+    create_member_accounts,
+    moto_server,
+    run_cli,
+    session_for,
+)
 
-from awsfixtures import REGION, RULE_NAME, AccountSpec, aws_env, build_account, create_member_accounts, moto_server, run_cli, session_for
-from rootwatch import audit, formatter, realtime
-from rootwatch.eventpattern import matches
+from rootwatch.commands import audit
+from rootwatch.detection.eventpattern import matches
+from rootwatch.lambdas import formatter
+from rootwatch.program import realtime
 
 ALL_STATE = audit.REALTIME_STATE
 
@@ -46,7 +58,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
         lam = s.client("lambda", endpoint_url=url, region_name=REGION)
         fn = lam.create_function(
             FunctionName="rootwatch-alert-formatter", Runtime="python3.12", Role=role,
-            Handler="rootwatch.formatter.handler", Code={"ZipFile": code.getvalue()},
+            Handler="rootwatch.lambdas.formatter.handler", Code={"ZipFile": code.getvalue()},
             Environment={"Variables": {
                 formatter.ENV_TOPICS: json.dumps({"high": arns["topic"], "critical": arns["topic"]}),
                 formatter.ENV_ACCOUNT: json.dumps({"id": acct, "name": "formatted", "ou": "", "ouName": "", "baseline": "high"}),

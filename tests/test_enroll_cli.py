@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from rootwatch import automation, cli
 from test_automation import ACCT, PD_KEY, STACK, FakePulumi, make_project
+
+from rootwatch.commands import cli
+from rootwatch.vending import automation
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "config" / "example-org.json"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rootwatch import detection
-from rootwatch.eventpattern import EventPatternError, matches
+from rootwatch.detection import rule as detection
+from rootwatch.detection.eventpattern import EventPatternError, matches
 
 CORPUS = json.loads((Path(__file__).parent / "data" / "cloudtrail_corpus.json").read_text())["cases"]
 

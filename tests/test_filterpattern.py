@@ -6,8 +6,12 @@ from typing import Any
 
 import pytest
 
-from rootwatch.detection import CIS_PATTERN
-from rootwatch.filterpattern import MAX_PATTERN_LENGTH, PatternError, compile_pattern
+from rootwatch.detection.filterpattern import (
+    MAX_PATTERN_LENGTH,
+    PatternError,
+    compile_pattern,
+)
+from rootwatch.detection.rule import CIS_PATTERN
 
 EVENT: dict[str, Any] = {
     "eventType": "AwsApiCall",

@@ -2,7 +2,7 @@
 
 Each level's topic has its own SQS subscriber, so "which route got the alert"
 is "which queue has the message". The environment is built by the same
-function the program uses (rootwatch.realtime.formatter_environment).
+function the program uses (rootwatch.program.realtime.formatter_environment).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rootwatch import detection, formatter, realtime
-from rootwatch import settings as rw_settings
-from rootwatch.errors import ConfigError
-from rootwatch.organization import Account
-from rootwatch.severity import ORDERED, Severity, highest
+from rootwatch.core.errors import ConfigError
+from rootwatch.core.severity import ORDERED, Severity, highest
+from rootwatch.detection import rule as detection
+from rootwatch.lambdas import formatter
+from rootwatch.program import realtime
+from rootwatch.program import settings as rw_settings
+from rootwatch.program.organization import Account
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "tests" / "data" / "cloudtrail_corpus.json").read_text())["cases"]
@@ -452,7 +454,7 @@ def test_the_lambda_package_imports_with_the_standard_library_only(tmp_path: Pat
             z.write(path, arc)
     script = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "import rootwatch.formatter as f;"
+        "import rootwatch.lambdas.formatter as f;"
         "assert f.__file__.startswith(sys.argv[1]);"
         "assert not any(m.split('.')[0] in ('pydantic', 'pulumi', 'pulumi_aws', 'yaml') for m in sys.modules);"
         "print(callable(f.handler))"

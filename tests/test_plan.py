@@ -8,8 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rootwatch import mockrun, snapshot
-from rootwatch.cli import main
+from rootwatch.commands.cli import main
+from rootwatch.core import snapshot
+from rootwatch.program import mockrun
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
@@ -124,8 +125,8 @@ def test_explicit_stack_plans_without_the_organization(capsys: pytest.CaptureFix
 
 
 def test_org_snapshot_from_a_live_organization(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from moto import mock_aws
     import boto3
+    from moto import mock_aws
 
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)

@@ -1,4 +1,4 @@
-"""rootwatch.policy: the CrossGuard rules, in-process and as the real pack process.
+"""rootwatch.compliance.policy: the CrossGuard rules, in-process and as the real pack process.
 
 The example stack's registrations pass every policy; each policy catches at
 least one realistic weakened variant with a clear message. The pulumi_policy
@@ -18,9 +18,10 @@ from typing import Any, Callable
 
 import pytest
 
-from rootwatch import compliance, mockrun, policy
-from rootwatch.compliance import PolicyInput
-from rootwatch.errors import RootwatchError
+from rootwatch import compliance
+from rootwatch.compliance import PolicyInput, policy
+from rootwatch.core.errors import RootwatchError
+from rootwatch.program import mockrun
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTS = Path(__file__).resolve().parent / "data" / "stack-exports"
@@ -57,10 +58,11 @@ def test_the_example_stack_passes_every_policy(resources: list[PolicyInput]) -> 
 
 @pytest.mark.parametrize("stack", ["example", "explicit"])
 def test_rootwatch_stacks_pass_with_the_config_their_settings_imply(stack: str) -> None:
-    from rootwatch import settings as rw_settings
+    from rootwatch.program import outputs
+    from rootwatch.program import settings as rw_settings
 
     run = mockrun.run(stack)
-    config = policy.config_for(rw_settings.load(run.config.values))
+    config = policy.config_for(outputs.requirements_for(rw_settings.load(run.config.values)))
     assert policy.check_resources(policy.from_registered(run.resources), config) == []
     if stack == "explicit":
         # Without the declared log group (trail.mode existing) the chain has no trail to start from.
@@ -190,7 +192,11 @@ def _opts() -> Any:
 
 
 def test_policies_are_built_with_levels_and_config_schemas() -> None:
-    from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+    from pulumi_policy import (
+        EnforcementLevel,
+        ResourceValidationPolicy,
+        StackValidationPolicy,
+    )
 
     built = {p.name: p for p in policy.policies()}
     assert list(built) == list(policy.NAMES)
@@ -227,7 +233,11 @@ def test_resource_policy_runs_on_proxied_props_with_config(resources: list[Polic
 
 
 def test_stack_policy_runs_on_policy_resources(resources: list[PolicyInput]) -> None:
-    from pulumi_policy import PolicyProviderResource, PolicyResource, StackValidationArgs
+    from pulumi_policy import (
+        PolicyProviderResource,
+        PolicyResource,
+        StackValidationArgs,
+    )
     from pulumi_policy.proxy import unknown_checking_proxy
 
     weakened = [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and f"rootwatch-{MEMBER}-" in r.name)]

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from rootwatch import cli, compliance, mockrun
+from rootwatch import compliance
+from rootwatch.commands import cli
+from rootwatch.program import mockrun
 
 EXPORTS = Path(__file__).resolve().parent / "data" / "stack-exports"
 CLEAN = EXPORTS / "org-security-clean.json"

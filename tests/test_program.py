@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rootwatch import mockrun
-from rootwatch.detection import CIS_PATTERN
+from rootwatch.detection.rule import CIS_PATTERN
+from rootwatch.program import mockrun
 
 MGMT = "111111111111"
 MEMBERS_IN_SCOPE = {"222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}

@@ -10,11 +10,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rootwatch import detection, eventpattern, mockrun, realtime
-from rootwatch import settings as rw_settings
-from rootwatch.errors import ConfigError
-from rootwatch.formatter import ENV_BREAK_GLASS, ENV_SEVERITY, ENV_TOPICS, TAMPER_CALLS, is_tamper_call
-from rootwatch.realtime import MAX_PATTERN_CHARS, TamperNames, render, tamper_pattern
+from rootwatch.core.errors import ConfigError
+from rootwatch.detection import eventpattern
+from rootwatch.detection import rule as detection
+from rootwatch.lambdas.formatter import (
+    ENV_BREAK_GLASS,
+    ENV_SEVERITY,
+    ENV_TOPICS,
+    TAMPER_CALLS,
+    is_tamper_call,
+)
+from rootwatch.program import mockrun, realtime
+from rootwatch.program import settings as rw_settings
+from rootwatch.program.realtime import (
+    MAX_PATTERN_CHARS,
+    TamperNames,
+    render,
+    tamper_pattern,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "tests" / "data" / "cloudtrail_corpus.json").read_text())["cases"]
@@ -249,7 +262,7 @@ def test_tamper_pattern_covers_every_listed_call_and_the_formatter_knows_them() 
 
 def test_tamper_pattern_fits_eventbridges_default_size_even_with_long_names() -> None:
     long = settings(**{"rootwatch:access": {"roleName": "R" * 64, "sessionName": "s" * 64}})
-    from rootwatch.organization import Account
+    from rootwatch.program.organization import Account
 
     prefix = realtime.deployer_caller_prefix(Account("222222222201", "x"), long)
     assert prefix == f"arn:aws:sts::222222222201:assumed-role/{'R' * 64}/{'s' * 64}"
@@ -306,13 +319,17 @@ def test_forwarding_role_may_only_put_events_on_the_home_bus(view: View) -> None
 
 def test_formatter_ships_the_package_code_itself(view: View) -> None:
     modules = realtime.lambda_modules()
-    assert {"rootwatch/__init__.py", "rootwatch/formatter.py", "rootwatch/detection.py", "rootwatch/severity.py",
-            "rootwatch/filterpattern.py"} <= set(modules)
-    assert not {"rootwatch/settings.py", "rootwatch/realtime.py", "rootwatch/monitor.py"} & set(modules)
+    # Exactly the formatter and what it imports: no program code (pulumi), no CLI.
+    assert sorted(modules) == [
+        "rootwatch/__init__.py",
+        "rootwatch/core/__init__.py", "rootwatch/core/arns.py", "rootwatch/core/severity.py",
+        "rootwatch/detection/__init__.py", "rootwatch/detection/filterpattern.py", "rootwatch/detection/rule.py",
+        "rootwatch/lambdas/__init__.py", "rootwatch/lambdas/formatter.py",
+    ]
     for acct in IN_SCOPE:
         fn = view.named(f"rootwatch-{acct}-formatter").inputs
         assert (fn["name"], fn["runtime"], fn["handler"], fn["region"]) == (
-            "rootwatch-alert-formatter", "python3.12", "rootwatch.formatter.handler", "us-east-1")
+            "rootwatch-alert-formatter", "python3.12", "rootwatch.lambdas.formatter.handler", "us-east-1")
         assets = fn["code"].assets
         assert set(assets) == set(modules)
         # The same files the tests import, not copies.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rootwatch import cli, replay
+from rootwatch.commands import cli, replay
 
 CORPUS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "cloudtrail_corpus.json").read_text())["cases"]
 RECORDS = [c["record"] for c in CORPUS]
@@ -22,7 +22,7 @@ JSON_KEYS = ["eventID", "eventName", "eventTime", "account", "cis_metric_filter"
 def only_replay(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Test through the real CLI entry point, independent of other subcommands,
     # from a directory without stacks/ unless a test makes one.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("rootwatch.replay",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("rootwatch.commands.replay",))
     monkeypatch.chdir(tmp_path)
 
 
@@ -133,7 +133,7 @@ def test_user_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_cis_pattern_given_as_user_pattern_matches_cis_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rootwatch.detection import CIS_PATTERN
+    from rootwatch.detection.rule import CIS_PATTERN
 
     write_cloudtrail(tmp_path / "all.json.gz", RECORDS)
     _, out, _ = run(capsys, "--format", "json", "--pattern", CIS_PATTERN, "all.json.gz")

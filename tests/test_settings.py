@@ -7,8 +7,8 @@ import json
 import pulumi
 import pytest
 
-from rootwatch import mockrun, settings
-from rootwatch.errors import ConfigError
+from rootwatch.core.errors import ConfigError
+from rootwatch.program import mockrun, settings
 
 ROUTES = json.dumps({lvl: [{"protocol": "email", "endpoint": "sec@example.com"}] for lvl in ("low", "medium", "high", "critical")})
 BASE = {"rootwatch:routes": ROUTES}

@@ -13,9 +13,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from rootwatch import cli, mockrun, shards, snapshot
-from rootwatch.errors import RootwatchError
-from rootwatch.organization import Account
+from rootwatch.commands import cli
+from rootwatch.core import snapshot
+from rootwatch.core.errors import RootwatchError
+from rootwatch.program import mockrun, shards
+from rootwatch.program.organization import Account
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ORG = REPO / "config" / "example-org.json"
@@ -95,7 +97,7 @@ def test_the_assignment_depends_only_on_the_set_of_accounts() -> None:
 def test_every_process_computes_the_same_assignment() -> None:
     # Shard stacks run in separate processes: no per-process salt (Python's hash()) may leak in.
     ids = account_ids(60)
-    code = f"import json; from rootwatch import shards; print(json.dumps(shards.assign({ids!r}, 10)))"
+    code = f"import json; from rootwatch.program import shards; print(json.dumps(shards.assign({ids!r}, 10)))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=REPO).stdout
     assert json.loads(out) == shards.assign(ids, 10)

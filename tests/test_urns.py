@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rootwatch import mockrun
+from rootwatch.program import mockrun
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,7 +7,7 @@ Run by hand (not part of the test suite):
 For each organization size it generates an org snapshot (members spread over the
 example's production / staging / sandbox OUs), then, each in a fresh process:
 
-* plan: the real program through `rootwatch.mockrun` (what `rootwatch plan` runs);
+* plan: the real program through `rootwatch.program.mockrun` (what `rootwatch plan` runs);
 * baseline: a bare program that registers the SAME number of resources of the
   same types under the same mocks and monitor, with no rootwatch logic.
 
@@ -69,7 +69,8 @@ CHILD = textwrap.dedent(
     import json, resource, sys, time
     sys.path.insert(0, {root!r})
     from pathlib import Path
-    from rootwatch import mockrun, snapshot
+    from rootwatch.program import mockrun
+    from rootwatch.core import snapshot
     org = snapshot.load({snapshot!r})
     mode = {mode!r}
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ Run by hand from the repository root (pytest does not collect tests/benchmarks):
 It writes gzipped CloudTrail files ({"Records": [...]}, --per-file records each)
 to a temporary directory, then measures records/s for:
 
-- replay engine: ``rootwatch.replay.replay`` in-process with the deployed forms;
+- replay engine: ``rootwatch.commands.replay.replay`` in-process with the deployed forms;
 - replay CLI: ``rootwatch replay --format json DIR`` as a subprocess (all output
   formatting included; skip with --no-cli);
 - parse-only: ``json.load`` of each gzipped file and nothing else;
@@ -40,7 +40,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from rootwatch import replay  # noqa: E402
+from rootwatch.commands import replay  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "cloudtrail_corpus.json"
 JQ_CIS = '.Records[] | select(.userIdentity.type=="Root" and (.userIdentity.invokedBy|not) and .eventType!="AwsServiceEvent")'
@@ -114,7 +114,7 @@ def replay_engine(directory: Path) -> tuple[int, int, int]:
 
 
 def replay_cli(directory: Path) -> int:
-    cmd = [sys.executable, "-m", "rootwatch.cli", "replay", "--format", "json", str(directory)]
+    cmd = [sys.executable, "-m", "rootwatch.commands.cli", "replay", "--format", "json", str(directory)]
     with open(os.devnull, "wb") as devnull:
         proc = subprocess.run(cmd, stdout=devnull, stderr=subprocess.PIPE, cwd=directory, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rootwatch.settings import Subscription
-from rootwatch.severity import Severity
-from rootwatch.arns import partition
+from rootwatch.core.arns import partition
+from rootwatch.core.severity import Severity
+from rootwatch.program.settings import Subscription
 
 TOPIC_PREFIX = "rootwatch-alerts"
 KEY_ALIAS = "alias/rootwatch-alerts"

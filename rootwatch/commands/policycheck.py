@@ -1,7 +1,7 @@
 """`rootwatch policy check FILE`: the policy pack's rules over a `pulumi stack export` file.
 
 Audits any stack, including stacks rootwatch did not make, with no Pulumi CLI
-and no cloud access: the same rules as the CrossGuard pack (rootwatch.policy)
+and no cloud access: the same rules as the CrossGuard pack (rootwatch.compliance.policy)
 and the same per-account verdicts as the `compliance` output (rootwatch.compliance).
 
 Exit codes: 0 clean (advisory findings allowed), 1 mandatory violations,
@@ -22,13 +22,13 @@ import json
 import sys
 from typing import Any, TextIO
 
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 SCHEMA = "rootwatch.policycheck/v1"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's type
-    from rootwatch.cli import add_format_option
+    from rootwatch.commands.options import add_format_option
 
     p = sub.add_parser(
         "policy",
@@ -68,7 +68,8 @@ def _read_json(path: str, what: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rootwatch import compliance, policy
+    from rootwatch import compliance
+    from rootwatch.compliance import policy
 
     source = "<stdin>" if args.file == "-" else args.file
     resources = policy.from_stack_export(_read_json(args.file, "stack export"), source=source)

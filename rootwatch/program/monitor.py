@@ -7,36 +7,25 @@ child created through the account's own provider in the account's home region.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from rootwatch import alerting, detection, realtime
-from rootwatch.arns import partition
-from rootwatch.organization import Account
-from rootwatch.settings import RootwatchSettings, Subscription
-from rootwatch.severity import Severity
-
-COMPONENT_TYPE = "rootwatch:index:RootActivityMonitor"
-LOG_GROUP_NAME = "/rootwatch/cloudtrail"
-METRIC_FILTER_NAME = "rootwatch-root-usage"
-ALARM_NAME = "rootwatch-root-activity"
-TRAIL_ROLE_NAME = "rootwatch-cloudtrail-to-logs"
-
-
-@dataclass(frozen=True)
-class RootActivityMonitorArgs:
-    account: Account
-    settings: RootwatchSettings
-    # The account's baseline level: the alarm publishes to this level's route.
-    severity: Severity
-    # Levels that get a topic (baseline first); every one has subscribers.
-    levels: Sequence[Severity]
-    routes: Mapping[Severity, Sequence[Subscription]]
-    secret_endpoints: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
+from rootwatch.core.arns import partition
+from rootwatch.core.severity import Severity
+from rootwatch.detection import rule as detection
+from rootwatch.program import alerting, realtime
+from rootwatch.program.chain import (
+    ALARM_NAME,
+    COMPONENT_TYPE,
+    LOG_GROUP_NAME,
+    METRIC_FILTER_NAME,
+    TRAIL_ROLE_NAME,
+    RootActivityMonitorArgs,
+)
+from rootwatch.program.organization import Account
+from rootwatch.program.settings import RootwatchSettings, Subscription
 
 
 def trail_arn(account_id: str, region: str, trail_name: str) -> str:
@@ -197,7 +186,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[metric_filter]),
         )
-        # EventBridge in every region -> formatter -> the severity's route (rootwatch.realtime).
+        # EventBridge in every region -> formatter -> the severity's route (rootwatch.program.realtime).
         self.realtime = realtime.create_realtime(self, name, args, alerts, child) if s.realtime.enabled else None
         self.metric_filter_name = metric_filter.name
         self.alarm_arn = alarm.arn
@@ -343,7 +332,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
 
 def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_keys: set[str]) -> RootActivityMonitor:
     """One monitor per account, through that account's own provider."""
-    from rootwatch import organization
+    from rootwatch.program import organization
 
     baseline = organization.baseline_severity(settings, account)
     provider = organization.provider_for(account, settings, stack)

@@ -3,7 +3,7 @@
 EventBridge (root-activity and tamper rules) -> this function -> the account's
 topic for the alert's level. It ships as this module plus the detection and
 severity modules it imports (the program packages the same files; see
-``rootwatch.realtime.lambda_modules``), so it may import only the standard
+``rootwatch.program.realtime.lambda_modules``), so it may import only the standard
 library, boto3 and those modules.
 
 What it decides, at alert time:
@@ -40,9 +40,14 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from rootwatch.detection import DEFAULT_CLASS_SEVERITY, EventClass, Finding, classify
-from rootwatch.severity import Severity, highest
-from rootwatch.arns import partition
+from rootwatch.core.arns import partition
+from rootwatch.core.severity import Severity, highest
+from rootwatch.detection.rule import (
+    DEFAULT_CLASS_SEVERITY,
+    EventClass,
+    Finding,
+    classify,
+)
 
 ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
 ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
@@ -55,7 +60,7 @@ SUBJECT_MAX = 100  # SNS rejects longer subjects
 FIELD_MAX = 300  # caller-controlled text (user agent) is cut to this
 RAW_EVENT_MAX = 60_000  # the raw event appears in three protocol bodies; SNS allows 256 KB in all
 
-log = logging.getLogger("rootwatch.formatter")
+log = logging.getLogger("rootwatch.lambdas.formatter")
 log.setLevel(logging.INFO)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -68,7 +73,7 @@ class ConfigurationError(RuntimeError):
 # -- tamper calls ----------------------------------------------------------------------------
 
 # (eventSource, event-name prefix) of calls that change or delete a monitored resource.
-# The tamper rule (rootwatch.realtime.tamper_pattern) matches them on rootwatch's own
+# The tamper rule (rootwatch.program.realtime.tamper_pattern) matches them on rootwatch's own
 # resources; here they only decide the wording of what that rule delivers.
 TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cloudtrail.amazonaws.com", ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors")),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rootwatch import compliance
 from rootwatch.compliance import PolicyInput, Requirements
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 PACK_NAME = "rootwatch"
 
@@ -264,13 +264,13 @@ def resolve_config(config: Mapping[str, Any] | None) -> dict[str, tuple[str, dic
     return out
 
 
-def config_for(settings: Any) -> dict[str, Any]:
-    """The pack config a rootwatch stack's own settings imply (pass it to check_resources for `plan --policy`).
+def config_for(req: Requirements) -> dict[str, Any]:
+    """The pack config a stack's requirements imply (pass it to check_resources for `plan --policy`).
 
     Real-time regions and an existing trail's log group are stack settings the
     pack cannot see; without them the chain skips check 5 and misses the log group.
+    The program computes ``req`` from its settings (``rootwatch.program.outputs.requirements_for``).
     """
-    req = compliance.requirements_for(settings)
     chain: dict[str, Any] = {}
     if req.required_regions:
         chain[REQUIRED_REGIONS] = list(req.required_regions)
@@ -407,7 +407,12 @@ def from_policy_resources(resources: Iterable[Any]) -> list[PolicyInput]:
 
 def policies() -> list[Any]:
     """The pack's policies as pulumi_policy objects (build the PolicyPack from these)."""
-    from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ResourceValidationPolicy, StackValidationPolicy
+    from pulumi_policy import (
+        EnforcementLevel,
+        PolicyConfigSchema,
+        ResourceValidationPolicy,
+        StackValidationPolicy,
+    )
 
     built: list[Any] = []
     for rule in RULES:

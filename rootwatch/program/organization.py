@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from rootwatch.settings import AccountMatch, RootwatchSettings
-from rootwatch.severity import Severity
+from rootwatch.core.severity import Severity
+from rootwatch.program import shards
+from rootwatch.program.settings import AccountMatch, RootwatchSettings
+
+if TYPE_CHECKING:
+    from rootwatch.core.snapshot import Snapshot
 
 ACTIVE = "ACTIVE"
 
@@ -95,8 +99,6 @@ def select(candidates: Iterable[Account], settings: RootwatchSettings, managemen
         else:
             chosen.append(a)
     if settings.shard:
-        from rootwatch import shards
-
         chosen, out = shards.select(chosen, settings.shard, settings.shard_max_accounts)
         skipped.extend(Skipped(a.id, a.name, f"assigned to shard {s}") for a, s in out)
     return Scope(management_account_id, tuple(chosen), tuple(skipped))
@@ -163,7 +165,8 @@ def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "
         return None
     import pulumi
     import pulumi_aws as aws
-    from rootwatch.arns import partition
+
+    from rootwatch.core.arns import partition
 
     access = settings.access
     role_arn = f"arn:{partition(settings.home_region)}:iam::{account.id}:role/{access.role_name}"
@@ -185,3 +188,27 @@ def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "
 
 def managed_tags(stack: str) -> dict[str, str]:
     return {"rootwatch:managed": "true", "rootwatch:stack": stack}
+
+
+# --- the account set from an org snapshot (plan, shards, enroll) --------------------------------------------
+
+
+def accounts_from_snapshot(org: Snapshot) -> list[Account]:
+    """The accounts the program would discover, built from an org snapshot."""
+    return [
+        Account(a.id, a.name, a.email, a.state, a.ou_path, dict(a.tags), a.id == org.management_account_id,
+                org.ou_names.get(a.ou_path[-1], "") if a.ou_path else "")
+        for a in org.accounts
+    ]
+
+
+def program_scope(settings: RootwatchSettings, org: Snapshot) -> Scope:
+    """The accounts that pass the stack's filters, before any sharding (as discover does)."""
+    unsharded = settings.model_copy(update={"shard": None})
+    if settings.accounts.source == "list":
+        candidates = [
+            Account(e.id, e.name, e.email or "", ACTIVE, (e.ou,) if e.ou else (), e.tags)
+            for e in settings.accounts.list
+        ]
+        return select(candidates, unsharded, None)
+    return select(accounts_from_snapshot(org), unsharded, org.management_account_id)

@@ -69,11 +69,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from rootwatch import audit
-from rootwatch.errors import RootwatchError
-from rootwatch.formatter import DRILL_SOURCE
-from rootwatch.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
-from rootwatch.formatter import ENV_TOPICS as FORMATTER_TOPICS
+from rootwatch.commands import audit
+from rootwatch.core.errors import RootwatchError
+from rootwatch.lambdas.formatter import DRILL_SOURCE
+from rootwatch.lambdas.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
+from rootwatch.lambdas.formatter import ENV_TOPICS as FORMATTER_TOPICS
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
@@ -401,7 +401,7 @@ def log_lines(drill: Drill, results: Sequence[PathResult], cleanup: Cleanup, int
 
 
 def add_parser(subparsers: Any) -> None:
-    from rootwatch.cli import add_format_option
+    from rootwatch.commands.options import add_format_option
 
     p = subparsers.add_parser("drill", help="prove an alert reaches a human, and measure time-to-detect",
                               description="Prove a root-activity alert reaches its subscribers end to end, "

@@ -15,34 +15,26 @@ import os
 import sys
 from typing import Sequence
 
-from rootwatch.errors import RootwatchError
+from rootwatch.commands.options import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from rootwatch.core.errors import RootwatchError
 
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "rootwatch.plan",
-    "rootwatch.org",
-    "rootwatch.audit",
-    "rootwatch.drill",
-    "rootwatch.replay",
-    "rootwatch.policycheck",
-    "rootwatch.enroll",
-    "rootwatch.shards",
+    "rootwatch.commands.plan",
+    "rootwatch.commands.org",
+    "rootwatch.commands.audit",
+    "rootwatch.commands.drill",
+    "rootwatch.commands.replay",
+    "rootwatch.commands.policycheck",
+    "rootwatch.commands.enroll",
+    "rootwatch.commands.shards",
 )
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default also exits 2
         self.print_usage(sys.stderr)
         print(f"rootwatch: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
-
-
-def add_format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("rootwatch: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # never a traceback for users; opt in for debugging

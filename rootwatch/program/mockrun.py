@@ -20,11 +20,11 @@ import pulumi
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc
 
-from rootwatch import snapshot as snap
-from rootwatch.errors import RootwatchError
-from rootwatch.settings import SECRET_PLACEHOLDER
+from rootwatch.core import snapshot as snap
+from rootwatch.core.errors import RootwatchError
+from rootwatch.program.settings import SECRET_PLACEHOLDER
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT = "rootwatch"
 MONITOR_TYPE = "rootwatch:index:RootActivityMonitor"
 DEFAULT_SNAPSHOT = PROJECT_DIR / "config" / "example-org.json"
@@ -304,7 +304,7 @@ class _CollectingLogger(logging.Logger):
     """Keeps the program's warnings for the caller instead of printing them."""
 
     def __init__(self) -> None:
-        super().__init__("rootwatch.mockrun", logging.WARNING)
+        super().__init__("rootwatch.program.mockrun", logging.WARNING)
         self.warnings: list[str] = []
 
     def handle(self, record: logging.LogRecord) -> None:

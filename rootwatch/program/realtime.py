@@ -8,7 +8,7 @@ Per account (all through the account's one provider, per-resource ``region=``):
   is the home region's default event bus, through one forwarding role per
   account allowed only events:PutEvents on that bus; the home rule then matches
   the forwarded event again. So per region: a rule and a target, nothing more;
-- in the home region: the formatter Lambda (``rootwatch.formatter`` plus the
+- in the home region: the formatter Lambda (``rootwatch.lambdas.formatter`` plus the
   detection code it uses: the package's own files), its role, an on-failure
   destination to the critical topic, an encrypted SQS dead-letter queue for
   EventBridge deliveries, and the tamper rule ``rootwatch-tamper`` (critical,
@@ -32,17 +32,28 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rootwatch import detection
-from rootwatch.alerting import KEY_ALIAS, TOPIC_PREFIX, topic_arn
-from rootwatch.arns import partition
-from rootwatch.formatter import ENV_ACCOUNT, ENV_BREAK_GLASS, ENV_RUNBOOK, ENV_SEVERITY, ENV_TOPICS, TAMPER_CALLS
-from rootwatch.organization import Account
-from rootwatch.settings import RootwatchSettings, windows_json
-from rootwatch.severity import Severity
+from rootwatch.core.arns import partition
+from rootwatch.core.severity import Severity
+from rootwatch.detection import rule as detection
+from rootwatch.lambdas.formatter import (
+    ENV_ACCOUNT,
+    ENV_BREAK_GLASS,
+    ENV_RUNBOOK,
+    ENV_SEVERITY,
+    ENV_TOPICS,
+    TAMPER_CALLS,
+)
+from rootwatch.program.alerting import KEY_ALIAS, TOPIC_PREFIX, topic_arn
+from rootwatch.program.chain import (
+    LOG_GROUP_NAME,
+    METRIC_FILTER_NAME,
+    RootActivityMonitorArgs,
+)
+from rootwatch.program.organization import Account
+from rootwatch.program.settings import RootwatchSettings, windows_json
 
-if TYPE_CHECKING:  # monitor imports this module
-    from rootwatch.alerting import AlertTopics
-    from rootwatch.monitor import RootActivityMonitorArgs
+if TYPE_CHECKING:
+    from rootwatch.program.alerting import AlertTopics
 
 # The 17 regions enabled by default in every account (those launched before
 # March 2019); opt-in regions go in realtime.extraRegions.
@@ -70,14 +81,14 @@ FORWARDER_ROLE_NAME = "rootwatch-event-forwarder"
 DLQ_NAME = "rootwatch-realtime-dlq"
 DLQ_ALARM_NAME = "rootwatch-realtime-dlq"
 RUNTIME = "python3.12"
-HANDLER = "rootwatch.formatter.handler"
-FORMATTER_ENTRY = "rootwatch.formatter"
+HANDLER = "rootwatch.lambdas.formatter.handler"
+FORMATTER_ENTRY = "rootwatch.lambdas.formatter"
 NAME_PREFIX = "rootwatch-"
 # EventBridge's own maximum: retry for a day before the dead-letter queue.
 RETRY_MAX_AGE_SECONDS = 86_400
 RETRY_MAX_ATTEMPTS = 185
 DLQ_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- regions ------------------------------------------------------------------------------
@@ -314,13 +325,11 @@ def render(pattern: Mapping[str, Any]) -> str:
 
 
 def tamper_names(settings: RootwatchSettings, key_id: str) -> TamperNames:
-    from rootwatch import monitor  # monitor imports this module
-
     managed = settings.trail.mode == "managed"
     return TamperNames(
         trail=settings.trail.name if managed else None,
-        log_group=monitor.LOG_GROUP_NAME if managed else (settings.trail.log_group_name or monitor.LOG_GROUP_NAME),
-        metric_filter=monitor.METRIC_FILTER_NAME,
+        log_group=LOG_GROUP_NAME if managed else (settings.trail.log_group_name or LOG_GROUP_NAME),
+        metric_filter=METRIC_FILTER_NAME,
         alarm_prefix=NAME_PREFIX,
         topic_prefix=f"{TOPIC_PREFIX}-",
         key_id=key_id,

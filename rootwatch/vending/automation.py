@@ -56,12 +56,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 if TYPE_CHECKING:
     from pulumi.automation import PulumiCommand, Stack
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_PREFIX = "rootwatch-"
 DEFAULT_BASE_STACK = "example"
 POLICY_PACK_DIR = "policypack"
@@ -122,8 +122,8 @@ def validate_spec(spec: AccountSpec) -> AccountSpec:
     """Check id, name, OU and severity the way the stack config will (one line per problem)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from rootwatch.settings import OuId
-    from rootwatch.severity import Severity
+    from rootwatch.core.severity import Severity
+    from rootwatch.program.settings import OuId
 
     validate_account_id(spec.id)
     if not (1 <= len(spec.name or "") <= 50):
@@ -391,7 +391,7 @@ def render_stack(
 
 def engine_view(config: Mapping[str, Any], placeholders: Iterable[str] = ()) -> dict[str, Any]:
     """The config as the program will see it, secure values replaced by the settings placeholder."""
-    from rootwatch.settings import SECRET_PLACEHOLDER
+    from rootwatch.program.settings import SECRET_PLACEHOLDER
 
     def plain(v: Any) -> Any:
         if _is_secure(v):
@@ -410,7 +410,7 @@ def engine_view(config: Mapping[str, Any], placeholders: Iterable[str] = ()) -> 
 
 def validate_config(config: Mapping[str, Any], placeholders: Iterable[str], stack: str, base_stack: str) -> None:
     """Fail before any CLI call if the account's config would not pass the program's validation."""
-    from rootwatch import settings
+    from rootwatch.program import settings
 
     try:
         settings.load(engine_view(config, placeholders))
@@ -648,7 +648,11 @@ class Runner:
         return self._base_doc
 
     def open_stack(self, name: str, *, create: bool, secrets_provider: str | None = None) -> "Stack":
-        from pulumi.automation import LocalWorkspaceOptions, create_or_select_stack, select_stack
+        from pulumi.automation import (
+            LocalWorkspaceOptions,
+            create_or_select_stack,
+            select_stack,
+        )
 
         opts = LocalWorkspaceOptions(pulumi_command=self.command, secrets_provider=secrets_provider,
                                      env_vars=dict(self.env_vars))

@@ -24,10 +24,11 @@ from typing import Any, TextIO
 
 import orjson
 
-from rootwatch import detection, eventpattern
-from rootwatch.cli import EXIT_FINDINGS, EXIT_OK, add_format_option
-from rootwatch.errors import RootwatchError
-from rootwatch.filterpattern import PatternError, compile_pattern
+from rootwatch.commands.options import EXIT_FINDINGS, EXIT_OK, add_format_option
+from rootwatch.core.errors import RootwatchError
+from rootwatch.detection import eventpattern
+from rootwatch.detection import rule as detection
+from rootwatch.detection.filterpattern import PatternError, compile_pattern
 
 EPILOG = """\
 inputs:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rootwatch import snapshot as snap
-from rootwatch.errors import RootwatchError
+from rootwatch.core import snapshot as snap
+from rootwatch.core.errors import RootwatchError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's type

@@ -1,6 +1,6 @@
 """`rootwatch plan`: what `pulumi up` would build for the whole organization, offline.
 
-Runs the real __main__.py under the Pulumi mock runtime (rootwatch.mockrun) with
+Runs the real __main__.py under the Pulumi mock runtime (rootwatch.program.mockrun) with
 the stack's config and an org snapshot. No cloud, no credentials, no Pulumi CLI.
 
 JSON output schema (``rootwatch.plan/v1``, see docs/plan.schema.json)::
@@ -20,13 +20,13 @@ import json
 import sys
 from typing import Any, TextIO
 
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 SCHEMA = "rootwatch.plan/v1"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's type
-    from rootwatch.cli import add_format_option
+    from rootwatch.commands.options import add_format_option
 
     p = sub.add_parser(
         "plan",
@@ -45,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpa
 def run(args: argparse.Namespace) -> int:
     import pulumi
 
-    from rootwatch import mockrun, snapshot
+    from rootwatch.core import snapshot
+    from rootwatch.program import mockrun
 
     org = snapshot.load(args.org_snapshot or mockrun.DEFAULT_SNAPSHOT)
     config = mockrun.load_stack_config(args.stack)
@@ -69,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _policy(result: Any) -> list[dict[str, Any]]:
     try:
-        from rootwatch import policy
+        from rootwatch.compliance import policy
     except ImportError:
         raise RootwatchError("--policy: the policy rules are not available in this build") from None
-    from rootwatch import settings as rw_settings
+    from rootwatch.program import outputs
+    from rootwatch.program import settings as rw_settings
 
     # The stack's own settings tell the rules what the pack cannot see (regions, existing log group).
-    config = policy.config_for(rw_settings.load(result.config.values))
+    config = policy.config_for(outputs.requirements_for(rw_settings.load(result.config.values)))
     found = policy.check_resources(policy.from_registered(result.resources), config)
     return [
         {"policy": v.policy, "urn": v.urn, "message": v.message, "enforcementLevel": v.enforcement_level}

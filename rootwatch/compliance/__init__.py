@@ -3,7 +3,7 @@
 ``evaluate()`` takes resources as (type, URN, properties, provider, dependencies),
 the view the Pulumi engine and CrossGuard have, and returns a verdict per
 account. The program's ``compliance`` stack output, the CrossGuard pack
-(``rootwatch.policy``) and ``rootwatch policy check`` (over ``pulumi stack
+(``rootwatch.compliance.policy``) and ``rootwatch policy check`` (over ``pulumi stack
 export`` files) all call it, so the three cannot drift apart.
 
 Per account, five checks, each pass / fail / pending / skipped with a reason:
@@ -42,7 +42,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from rootwatch.detection import CIS_METRIC_NAME, CIS_PATTERN, EVENTBRIDGE_RULE_STATE
+from rootwatch.detection.rule import (
+    CIS_METRIC_NAME,
+    CIS_PATTERN,
+    EVENTBRIDGE_RULE_STATE,
+)
 
 SCHEMA = "rootwatch.compliance/v1"
 
@@ -1025,30 +1029,6 @@ def evaluate(
         checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime)}
         verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks)
     return verdicts
-
-
-def requirements_for(settings: Any) -> Requirements:
-    """What a rootwatch stack's own settings require: its ``compliance`` output and ``plan --policy``.
-
-    Real-time rules are required in ``rootwatch.realtime.regions_for(settings)``
-    when real-time alerting is on; ``trail.mode: existing`` declares the log group.
-    """
-    import importlib
-    import importlib.util
-
-    regions: tuple[str, ...] | None = None
-    note = "real-time alerting is off (rootwatch:realtime.enabled is false)"
-    if settings.realtime.enabled:
-        regions_for = None
-        if importlib.util.find_spec("rootwatch.realtime") is not None:
-            regions_for = getattr(importlib.import_module("rootwatch.realtime"), "regions_for", None)
-        if regions_for is None:
-            note = ("real-time alerting is enabled but this build deploys no EventBridge rules "
-                    "(rootwatch.realtime.regions_for is missing): not verified")
-        else:
-            regions, note = tuple(regions_for(settings)), ""
-    existing = settings.trail.log_group_name if settings.trail.mode == "existing" else None
-    return Requirements(required_regions=regions, realtime_note=note, existing_log_group=existing)
 
 
 def missing_account(account_id: str) -> AccountVerdict:

@@ -17,13 +17,26 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from rootwatch.errors import ConfigError
-from rootwatch.detection import DEFAULT_CLASS_SEVERITY, EventClass
-from rootwatch.severity import ORDERED, Severity, highest
+from rootwatch.core.errors import ConfigError
+from rootwatch.core.severity import ORDERED, Severity, highest
+from rootwatch.detection.rule import DEFAULT_CLASS_SEVERITY, EventClass
 
 NAMESPACE = "rootwatch"
 

@@ -10,7 +10,7 @@ conditions on one CloudTrail field. Every deployed form is rendered from it:
 - ``eventbridge_patterns()``: the extended rule as EventBridge patterns.
 
 ``classify()`` evaluates the rendered patterns themselves (through
-``rootwatch.filterpattern``), so the offline verdict is the deployed verdict.
+``rootwatch.detection.filterpattern``), so the offline verdict is the deployed verdict.
 
 Decisions worth knowing:
 - Every ``invokedBy`` other than signin.amazonaws.com (support, cloudformation,
@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from rootwatch.filterpattern import compile_pattern
-from rootwatch.severity import Severity, highest
+from rootwatch.core.severity import Severity, highest
+from rootwatch.detection.filterpattern import compile_pattern
 
 # Security Hub control CloudWatch.1 remediation text, byte for byte. Security
 # Hub and Prowler compare this textually: never edit it, add detection elsewhere.

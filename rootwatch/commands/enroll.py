@@ -8,7 +8,7 @@ Progress goes to stderr, one line per event, prefixed with the account:
 ``[123456789012] ...``. The result goes to stdout as text or ``--format json``
 (schema rootwatch.enroll/v1). Exit 0 ok, 1 findings (an account not compliant, of
 unknown compliance, or failed), 2 usage/input errors (including a missing Pulumi CLI).
-The mechanics are in rootwatch.automation.
+The mechanics are in rootwatch.vending.automation.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -32,7 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's type
-    from rootwatch.cli import add_format_option
+    from rootwatch.commands.options import add_format_option
 
     e = sub.add_parser(
         "enroll",
@@ -106,7 +106,7 @@ def _secrets(pairs: list[str]) -> dict[str, str]:
 
 
 def _policy_packs(args: argparse.Namespace) -> Any:
-    from rootwatch import automation
+    from rootwatch.vending import automation
 
     if args.no_policy_pack:
         if args.policy_pack:
@@ -122,8 +122,10 @@ def _snapshot_specs(path: str, base_stack: str, console: _Console) -> list[Any]:
     per-account stack knows only the parent OU, so a rule on an ancestor OU or
     on tags would otherwise not match there.
     """
-    from rootwatch import automation, mockrun, organization, shards, snapshot
-    from rootwatch import settings as rw_settings
+    from rootwatch.core import snapshot
+    from rootwatch.program import mockrun, organization
+    from rootwatch.program import settings as rw_settings
+    from rootwatch.vending import automation
 
     org = snapshot.load(path)
     config = mockrun.load_stack_config(base_stack, automation.PROJECT_DIR)
@@ -132,7 +134,7 @@ def _snapshot_specs(path: str, base_stack: str, console: _Console) -> list[Any]:
     except RootwatchError as exc:
         raise RootwatchError(f"base stack {base_stack}: {exc}") from None
     specs = []
-    for a in shards.program_scope(base, org).accounts:
+    for a in organization.program_scope(base, org).accounts:
         if a.is_management:
             # No role to assume into itself: the management account stays with the organization stack.
             console.line(a.id, "skipped: management account (deploy it from the organization stack)")
@@ -145,7 +147,7 @@ def _snapshot_specs(path: str, base_stack: str, console: _Console) -> list[Any]:
 
 
 def run_enroll(args: argparse.Namespace) -> int:
-    from rootwatch import automation
+    from rootwatch.vending import automation
 
     if bool(args.account_id) == bool(args.org_snapshot):
         raise RootwatchError("give either ACCOUNT_ID or --org-snapshot FILE")
@@ -184,7 +186,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         console.line(spec.id, result.describe())
         summary = automation.EnrollSummary([result])
     else:
-        from rootwatch.progress import Progress
+        from rootwatch.core.progress import Progress
 
         with Progress(len(specs), "enrolled", every=10) as progress:
             summary = automation.enroll_many(
@@ -197,7 +199,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_offboard(args: argparse.Namespace) -> int:
-    from rootwatch import automation
+    from rootwatch.vending import automation
 
     automation.validate_account_id(args.account_id)
     command = automation.resolve_pulumi(args.pulumi_path)

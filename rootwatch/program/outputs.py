@@ -8,10 +8,11 @@ from typing import Any, Mapping
 import pulumi
 
 from rootwatch import compliance
-from rootwatch.alerting import route_summary
-from rootwatch.monitor import RootActivityMonitor
-from rootwatch.organization import Scope
-from rootwatch.settings import RootwatchSettings
+from rootwatch.program import realtime
+from rootwatch.program.alerting import route_summary
+from rootwatch.program.monitor import RootActivityMonitor
+from rootwatch.program.organization import Scope
+from rootwatch.program.settings import RootwatchSettings
 
 
 def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
@@ -126,7 +127,7 @@ def export_compliance(
     recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings, monitors: Mapping[str, RootActivityMonitor]
 ) -> None:
     """The ``compliance`` output (schema rootwatch.compliance/v1, docs/compliance.md)."""
-    requirements = compliance.requirements_for(settings)
+    requirements = requirements_for(settings)
     # The management account is deployed through the default provider.
     management = next((a.id for a in scope.accounts if a.is_management), None)
     in_scope = [a.id for a in scope.accounts]
@@ -140,3 +141,17 @@ def export_compliance(
             )
         ),
     )
+
+
+def requirements_for(settings: RootwatchSettings) -> compliance.Requirements:
+    """What a rootwatch stack's own settings require: its ``compliance`` output and ``plan --policy``.
+
+    Real-time rules are required in every region of ``realtime.regions_for`` when real-time
+    alerting is on; ``trail.mode: existing`` declares the log group.
+    """
+    regions: tuple[str, ...] | None = None
+    note = "real-time alerting is off (rootwatch:realtime.enabled is false)"
+    if settings.realtime.enabled:
+        regions, note = tuple(realtime.regions_for(settings)), ""
+    existing = settings.trail.log_group_name if settings.trail.mode == "existing" else None
+    return compliance.Requirements(required_regions=regions, realtime_note=note, existing_log_group=existing)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
 
 STATES = ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")

@@ -47,8 +47,8 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from rootwatch.detection import CIS_PATTERN
-from rootwatch.errors import RootwatchError
+from rootwatch.core.errors import RootwatchError
+from rootwatch.detection.rule import CIS_PATTERN
 
 CHECKS = ("trail", "filter", "alarm", "topic", "rootCredentials", "realtime")
 SHORT = {"trail": "TRAIL", "filter": "FILTER", "alarm": "ALARM", "topic": "TOPIC",
@@ -162,7 +162,7 @@ def account_clients(base: Clients, account_id: str, caller_account: str | None, 
     """The caller's own account uses its own credentials; any other account is reached by AssumeRole."""
     if account_id == caller_account:
         return base
-    from rootwatch.arns import partition
+    from rootwatch.core.arns import partition
 
     role_arn = f"arn:{partition(base.region)}:iam::{account_id}:role/{role_name}"
     try:
@@ -742,7 +742,7 @@ def audit_accounts(accounts: Sequence[tuple[str, str]], ctx: AuditContext, paral
                    stream: Any = None) -> list[dict[str, Any]]:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from rootwatch.progress import Progress
+    from rootwatch.core.progress import Progress
 
     results: dict[str, dict[str, Any]] = {}
     show = len(accounts) >= PROGRESS_MIN_ACCOUNTS
@@ -763,7 +763,7 @@ def audit_accounts(accounts: Sequence[tuple[str, str]], ctx: AuditContext, paral
 def _scope(args: argparse.Namespace, base: Clients) -> tuple[list[tuple[str, str]], list[dict[str, str]], str | None]:
     """(accounts to audit as (id, name), skipped, management account id)."""
     if args.org_snapshot:
-        from rootwatch import snapshot
+        from rootwatch.core import snapshot
 
         snap = snapshot.load(args.org_snapshot)
         active = [(a.id, a.name) for a in snap.accounts if a.state == "ACTIVE"]
@@ -794,7 +794,7 @@ def _scope(args: argparse.Namespace, base: Clients) -> tuple[list[tuple[str, str
 
 
 def add_parser(subparsers: Any) -> None:
-    from rootwatch.cli import add_format_option
+    from rootwatch.commands.options import add_format_option
 
     p = subparsers.add_parser("audit", help="check the live root-activity control in every account",
                               description="Check the live root-activity control (trail, CIS filter, alarm, topic, "
