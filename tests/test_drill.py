@@ -207,12 +207,12 @@ def test_both_paths_log_one_line_each(env: Any, tmp_path: Any, capsys: pytest.Ca
 
 def test_ctrl_c_while_waiting_still_cleans_up(env: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted_wait(self: drill.Drill, *args: Any, **kwargs: Any) -> Any:
+    def interrupted_wait(self: drill.DrillQueue, *args: Any, **kwargs: Any) -> Any:
         # By now the queue, subscription and ALARM state exist: the worst moment for Ctrl-C.
         assert Account(env).alarm()["StateValue"] == "ALARM"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(drill.Drill, "_wait", interrupted_wait)
+    monkeypatch.setattr(drill.DrillQueue, "wait", interrupted_wait)
     log = tmp_path / "d.jsonl"
     code, _, err = run_cli(drill_argv(env, log), capsys, monkeypatch)
     assert code == 130 and "interrupted" in err
@@ -295,9 +295,9 @@ def test_cleanup_runs_every_step_and_reports_failures() -> None:
         ran.append("rule")
         raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "gone"}}, "DeleteRule")
 
-    d._on_cleanup("delete queue q", lambda: ran.append("queue"))
-    d._on_cleanup("unsubscribe s", fails)
-    d._on_cleanup("delete rule r", gone)
+    d.undo.register("delete queue q", lambda: ran.append("queue"))
+    d.undo.register("unsubscribe s", fails)
+    d.undo.register("delete rule r", gone)
     result = d.cleanup()
     assert ran == ["rule", "subscription", "queue"]  # newest first, none skipped
     assert result.ok is False
@@ -317,8 +317,8 @@ def test_ctrl_c_during_cleanup_is_deferred_until_cleanup_finishes() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         ran.append("alarm")
 
-    d._on_cleanup("delete queue q", lambda: ran.append("queue"))
-    d._on_cleanup("set alarm to OK", press_ctrl_c)
+    d.undo.register("delete queue q", lambda: ran.append("queue"))
+    d.undo.register("set alarm to OK", press_ctrl_c)
     result = d.cleanup()
     assert ran == ["alarm", "queue"] and result.ok and result.interrupted
     assert signal.getsignal(signal.SIGINT) is before

@@ -62,14 +62,22 @@ import argparse
 import datetime as _dt
 import json
 import secrets
-import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from rootwatch.commands import audit
+from rootwatch.commands.drill_steps import (  # noqa: F401 - matchers re-exported for callers
+    DRILL_DETAIL_TYPE,
+    Cleanup,
+    DrillFailure,
+    DrillQueue,
+    PathResult,
+    UndoStack,
+    alarm_message_matches,
+    drill_rule_pattern,
+    realtime_message_matches,
+)
 from rootwatch.core.errors import RootwatchError
 from rootwatch.lambdas.formatter import DRILL_SOURCE
 from rootwatch.lambdas.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
@@ -77,70 +85,16 @@ from rootwatch.lambdas.formatter import ENV_TOPICS as FORMATTER_TOPICS
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
-DRILL_DETAIL_TYPE = "rootwatch drill"
 DEFAULT_LOG = "rootwatch-drill.jsonl"
 PATHS = ("alarm", "realtime")
 MAX_TIMEOUT = 3600.0
 
 
-@dataclass
-class PathResult:
-    path: str
-    ok: bool
-    reason: str
-    latency: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "reason": self.reason,
-                "latencySeconds": None if self.latency is None else round(self.latency, 3)}
-
-
-@dataclass
-class Cleanup:
-    ok: bool = True
-    done: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    interrupted: bool = False  # Ctrl-C arrived during cleanup (deferred until it finished)
-
-
-def alarm_message_matches(message: str, alarm_name: str, drill_id: str) -> bool:
-    """A CloudWatch alarm notification for this drill: our alarm, now ALARM, with our reason."""
-    try:
-        body = json.loads(message)
-    except ValueError:
-        return False
-    return (isinstance(body, dict) and body.get("AlarmName") == alarm_name
-            and body.get("NewStateValue") == "ALARM"
-            and f"rootwatch drill {drill_id}" in str(body.get("NewStateReason", "")))
-
-
-def realtime_message_matches(message: str, drill_id: str) -> bool:
-    """The drill event as EventBridge delivers it to SNS (the whole event, as JSON)."""
-    try:
-        body = json.loads(message)
-    except ValueError:
-        return False
-    return (isinstance(body, dict) and body.get("source") == DRILL_SOURCE
-            and isinstance(body.get("detail"), dict) and body["detail"].get("drillId") == drill_id)
-
-
-def drill_rule_pattern(drill_id: str) -> dict[str, Any]:
-    return {"source": [DRILL_SOURCE], "detail-type": [DRILL_DETAIL_TYPE], "detail": {"drillId": [drill_id]}}
-
-
-def _unsubscribe_endpoint(sns: Any, topic: str, endpoint: str | None) -> None:
-    """Remove every confirmed subscription of ``endpoint`` to ``topic`` (found, not remembered)."""
-    for sub in audit._paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=topic):
-        if sub.get("Endpoint") == endpoint and sub.get("SubscriptionArn", "").startswith("arn:"):
-            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
-
-
-class DrillFailure(Exception):
-    """A path cannot be drilled; the message is the one-line reason."""
-
-
 class Drill:
-    """One drill run in one account. Every resource it creates is registered for cleanup first."""
+    """One drill run in one account: listen, trigger, wait, and always undo.
+
+    Every change the drill makes is registered on its undo stack before it is made.
+    """
 
     def __init__(self, clients: audit.Clients, account_id: str, *, region: str, timeout: float,
                  alarm_name: str = ALARM_NAME, rule_name: str = RULE_NAME, drill_id: str | None = None,
@@ -153,205 +107,10 @@ class Drill:
         self.rule_name = rule_name
         self.id = drill_id or secrets.token_hex(6)
         self.clock = clock
-        self.queue_url: str | None = None
-        self.queue_arn: str | None = None
-        self.subscribed: dict[str, str] = {}  # topic arn -> subscription arn
-        self._undo: list[tuple[str, Callable[[], Any]]] = []
+        self.undo = UndoStack()
+        self.queue = DrillQueue(clients, region, self.id, self.undo, clock)
 
-    # -- resources
-
-    def _on_cleanup(self, what: str, undo: Callable[[], Any]) -> None:
-        self._undo.append((what, undo))
-
-    def _subscribe(self, topics: Sequence[str]) -> None:
-        sqs = self.clients("sqs", self.region)
-        if self.queue_url is None:
-            name = f"rootwatch-drill-{self.id}"
-            # Registered before creating, and found by name, so a Ctrl-C between the two cannot leak it.
-            self._on_cleanup(f"delete queue {name}",
-                             lambda: sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"]))
-            url = sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "900"})["QueueUrl"]
-            self.queue_url = url
-            self.queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        new = [t for t in dict.fromkeys(topics) if t not in self.subscribed]
-        if not new:
-            return
-        allowed = list(self.subscribed) + new
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Sid": "RootwatchDrillTopics", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage", "Resource": self.queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": allowed}}}]}
-        sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
-        for topic in new:
-            sns = self.clients("sns", audit.parse_arn(topic)["region"] or self.region)
-            self._on_cleanup(f"unsubscribe the drill queue from {topic}",
-                             lambda t=topic, c=sns, q=self.queue_arn: _unsubscribe_endpoint(c, t, q))
-            sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self.queue_arn,
-                                ReturnSubscriptionArn=True)["SubscriptionArn"]
-            self.subscribed[topic] = sub
-            if not sub.startswith("arn:"):
-                # Same-account SQS subscriptions are confirmed at once; a pending one would miss the alert.
-                raise DrillFailure(f"subscription to {topic} is pending confirmation (topic in another account?)")
-
-    # -- paths
-
-    def run_path(self, path: str) -> PathResult:
-        try:
-            return self._alarm_path() if path == "alarm" else self._realtime_path()
-        except DrillFailure as exc:
-            return PathResult(path, False, str(exc))
-        except Exception as exc:  # AWS errors end this path, not the drill (cleanup still runs)
-            return PathResult(path, False, audit.describe_error(exc))
-
-    def _alarm_path(self) -> PathResult:
-        cw = self.clients("cloudwatch", self.region)
-        alarms = cw.describe_alarms(AlarmNames=[self.alarm_name]).get("MetricAlarms", [])
-        if not alarms:
-            return PathResult("alarm", False, f"alarm {self.alarm_name} not found in {self.region}")
-        alarm = alarms[0]
-        if not alarm.get("ActionsEnabled"):
-            return PathResult("alarm", False, f"alarm {self.alarm_name} has actions disabled; it notifies nobody")
-        if alarm.get("StateValue") == "ALARM":
-            return PathResult("alarm", False, f"alarm {self.alarm_name} is already in ALARM (real root activity?); "
-                                              "left untouched")
-        topics = [a for a in alarm.get("AlarmActions", []) if audit.parse_arn(a)["service"] == "sns"]
-        if not topics:
-            return PathResult("alarm", False, f"alarm {self.alarm_name} has no SNS action")
-        self._subscribe(topics)
-        reason = f"rootwatch drill {self.id}"
-        self._on_cleanup(f"set alarm {self.alarm_name} to OK", lambda: cw.set_alarm_state(
-            AlarmName=self.alarm_name, StateValue="OK", StateReason=f"rootwatch drill {self.id} finished"))
-        start = self.clock()
-        try:
-            cw.set_alarm_state(AlarmName=self.alarm_name, StateValue="ALARM", StateReason=reason)
-        except Exception as exc:
-            if audit.error_code(exc):  # refused by CloudWatch: the state never changed, nothing to restore
-                self._undo.pop()
-            raise
-        return self._wait("alarm", topics, start, lambda m: alarm_message_matches(m, self.alarm_name, self.id))
-
-    def _realtime_path(self) -> PathResult:
-        ev = self.clients("events", self.region)
-        try:
-            ev.describe_rule(Name=self.rule_name)
-        except Exception as exc:
-            if audit.error_code(exc) == "ResourceNotFoundException":
-                return PathResult("realtime", False, f"rule {self.rule_name} not found in {self.region}")
-            raise
-        targets = audit._paginate(ev, "list_targets_by_rule", "Targets", Rule=self.rule_name)
-        formatters = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "lambda"]
-        if formatters:
-            return self._formatter_path(formatters[0]["Arn"])
-        sns_targets = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "sns"]
-        if not sns_targets:
-            return PathResult("realtime", False, f"rule {self.rule_name} has no alert formatter or SNS target")
-        topics = [t["Arn"] for t in sns_targets]
-        self._subscribe(topics)
-        drill_rule = f"rootwatch-drill-{self.id}"
-        ids = [f"drill-{i}" for i in range(len(sns_targets))]
-
-        def remove_rule() -> None:
-            try:
-                ev.remove_targets(Rule=drill_rule, Ids=ids)
-            except Exception as exc:
-                if audit.error_code(exc) != "ResourceNotFoundException":
-                    raise
-            ev.delete_rule(Name=drill_rule)
-
-        self._on_cleanup(f"delete rule {drill_rule}", remove_rule)
-        ev.put_rule(Name=drill_rule, EventPattern=json.dumps(drill_rule_pattern(self.id)), State="ENABLED",
-                    Description=f"rootwatch drill {self.id}; temporary, deleted by the drill")
-        ev.put_targets(Rule=drill_rule, Targets=[
-            {"Id": i, "Arn": t["Arn"], **({"RoleArn": t["RoleArn"]} if t.get("RoleArn") else {})}
-            for i, t in zip(ids, sns_targets)])
-        detail = {"drillId": self.id, "account": self.account_id,
-                  "message": f"rootwatch drill {self.id}: test of the real-time root alert route, no action needed"}
-        start = self.clock()
-        resp = ev.put_events(Entries=[{"Source": DRILL_SOURCE, "DetailType": DRILL_DETAIL_TYPE,
-                                       "Detail": json.dumps(detail)}])
-        if resp.get("FailedEntryCount"):
-            entry = (resp.get("Entries") or [{}])[0]
-            return PathResult("realtime", False, f"PutEvents rejected the drill event: "
-                                                 f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
-        return self._wait("realtime", topics, start, lambda m: realtime_message_matches(m, self.id))
-
-    def _formatter_path(self, function_arn: str) -> PathResult:
-        """The deployed design: rule -> alert formatter Lambda -> the account's topic.
-
-        The rule admits only aws.* sources, so the drill event is handed to the
-        formatter with a direct Invoke (the same asynchronous invocation EventBridge
-        makes); the formatter labels it DRILL and publishes to the account's
-        baseline route, which the drill queue listens on.
-        """
-        lam = self.clients("lambda", self.region)
-        env = (lam.get_function_configuration(FunctionName=function_arn).get("Environment") or {}).get("Variables", {})
-        try:
-            topics = json.loads(env[FORMATTER_TOPICS])
-            baseline = json.loads(env[FORMATTER_ACCOUNT])["baseline"]
-            topic = topics[baseline]
-        except (KeyError, TypeError, ValueError):
-            return PathResult("realtime", False, f"{function_arn} is not a rootwatch alert formatter "
-                                                 f"(no {FORMATTER_TOPICS}/{FORMATTER_ACCOUNT} environment)")
-        self._subscribe([topic])
-        event = {"version": "0", "id": f"rootwatch-drill-{self.id}", "source": DRILL_SOURCE,
-                 "detail-type": DRILL_DETAIL_TYPE, "account": self.account_id, "region": self.region,
-                 "detail": {"drillId": self.id, "level": baseline}}
-        start = self.clock()
-        resp = lam.invoke(FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode())
-        if resp.get("StatusCode") not in (200, 202):
-            return PathResult("realtime", False, f"invoking {function_arn} returned {resp.get('StatusCode')}")
-        return self._wait("realtime", [topic], start, lambda m: realtime_message_matches(m, self.id))
-
-    def _wait(self, path: str, topics: Sequence[str], start: float, matches: Callable[[str], bool]) -> PathResult:
-        sqs = self.clients("sqs", self.region)
-        pending = set(topics)
-        latency = 0.0
-        deadline = start + self.timeout
-        while pending and self.clock() < deadline:
-            wait = max(1, min(20, int(deadline - self.clock())))
-            msgs = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=wait).get("Messages", [])
-            now = self.clock()
-            for m in msgs:
-                try:
-                    envelope = json.loads(m.get("Body", ""))
-                except ValueError:
-                    envelope = {}
-                topic = envelope.get("TopicArn") if isinstance(envelope, dict) else None
-                if topic in pending and matches(str(envelope.get("Message", ""))):
-                    pending.discard(topic)
-                    latency = max(latency, now - start)
-                try:
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-                except Exception:
-                    pass  # the queue is deleted at the end anyway
-        if pending:
-            return PathResult(path, False, f"no notification from {', '.join(sorted(pending))} "
-                                           f"within {self.timeout:g}s")
-        return PathResult(path, True, f"notified via {', '.join(topics)}", latency)
-
-    # -- cleanup
-
-    def cleanup(self) -> Cleanup:
-        """Undo everything, newest first; one failed step never skips the others. Ctrl-C is deferred."""
-        result = Cleanup()
-        deferred = _defer_sigint()
-        try:
-            while self._undo:
-                what, undo = self._undo.pop()
-                try:
-                    undo()
-                    result.done.append(what)
-                except Exception as exc:
-                    code = audit.error_code(exc)
-                    if code in audit.NOT_FOUND_CODES or "NonExistentQueue" in code or code == "QueueDoesNotExist":
-                        result.done.append(what)  # already gone
-                    else:
-                        result.ok = False
-                        result.problems.append(f"could not {what}: {audit.describe_error(exc)}")
-        finally:
-            result.interrupted = deferred.restore()
-        return result
+    # -- the procedure
 
     def execute(self, paths: Sequence[str]) -> tuple[list[PathResult], Cleanup, bool]:
         """(results, cleanup, interrupted). Cleanup runs whatever happens, Ctrl-C included."""
@@ -368,29 +127,139 @@ class Drill:
             cleanup = self.cleanup()
         return results, cleanup, interrupted or cleanup.interrupted
 
+    def run_path(self, path: str) -> PathResult:
+        try:
+            return self._alarm_path() if path == "alarm" else self._realtime_path()
+        except DrillFailure as exc:
+            return PathResult(path, False, str(exc))
+        except Exception as exc:  # AWS errors end this path, not the drill (cleanup still runs)
+            return PathResult(path, False, audit.describe_error(exc))
 
-class _Deferred:
-    def __init__(self) -> None:
-        self.hit = False
-        self.previous: Any = None
-        self.installed = False
+    def cleanup(self) -> Cleanup:
+        return self.undo.run()
 
-    def restore(self) -> bool:
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
-        return self.hit
+    # -- alarm path: find a drillable alarm, listen on its topics, set ALARM, wait
 
+    def _alarm_path(self) -> PathResult:
+        cw = self.clients("cloudwatch", self.region)
+        topics = self._drillable_alarm_topics(cw)
+        self.queue.listen(topics)
+        start = self._set_alarm(cw)
+        return self.queue.wait("alarm", topics, start, self.timeout,
+                               lambda m: alarm_message_matches(m, self.alarm_name, self.id))
 
-def _defer_sigint() -> _Deferred:
-    d = _Deferred()
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum: int, frame: Any) -> None:
-            d.hit = True
-            print("rootwatch: cleaning up, please wait", file=sys.stderr)
+    def _drillable_alarm_topics(self, cw: Any) -> list[str]:
+        alarms = cw.describe_alarms(AlarmNames=[self.alarm_name]).get("MetricAlarms", [])
+        if not alarms:
+            raise DrillFailure(f"alarm {self.alarm_name} not found in {self.region}")
+        alarm = alarms[0]
+        if not alarm.get("ActionsEnabled"):
+            raise DrillFailure(f"alarm {self.alarm_name} has actions disabled; it notifies nobody")
+        if alarm.get("StateValue") == "ALARM":
+            raise DrillFailure(f"alarm {self.alarm_name} is already in ALARM (real root activity?); left untouched")
+        topics = [a for a in alarm.get("AlarmActions", []) if audit.parse_arn(a)["service"] == "sns"]
+        if not topics:
+            raise DrillFailure(f"alarm {self.alarm_name} has no SNS action")
+        return topics
 
-        d.previous = signal.signal(signal.SIGINT, handler)
-        d.installed = True
-    return d
+    def _set_alarm(self, cw: Any) -> float:
+        self.undo.register(f"set alarm {self.alarm_name} to OK", lambda: cw.set_alarm_state(
+            AlarmName=self.alarm_name, StateValue="OK", StateReason=f"rootwatch drill {self.id} finished"))
+        start = self.clock()
+        try:
+            cw.set_alarm_state(AlarmName=self.alarm_name, StateValue="ALARM", StateReason=f"rootwatch drill {self.id}")
+        except Exception as exc:
+            if audit.error_code(exc):  # refused by CloudWatch: the state never changed, nothing to restore
+                self.undo.drop_last()
+            raise
+        return start
+
+    # -- real-time path: through the rule's alert formatter, else a temporary drill rule
+
+    def _realtime_path(self) -> PathResult:
+        ev = self.clients("events", self.region)
+        targets = self._rule_targets(ev)
+        formatters = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "lambda"]
+        if formatters:
+            return self._formatter_path(formatters[0]["Arn"])
+        sns_targets = [t for t in targets if audit.parse_arn(t.get("Arn", ""))["service"] == "sns"]
+        if not sns_targets:
+            raise DrillFailure(f"rule {self.rule_name} has no alert formatter or SNS target")
+        return self._drill_rule_path(ev, sns_targets)
+
+    def _rule_targets(self, ev: Any) -> list[dict[str, Any]]:
+        try:
+            ev.describe_rule(Name=self.rule_name)
+        except Exception as exc:
+            if audit.error_code(exc) == "ResourceNotFoundException":
+                raise DrillFailure(f"rule {self.rule_name} not found in {self.region}") from None
+            raise
+        return audit._paginate(ev, "list_targets_by_rule", "Targets", Rule=self.rule_name)
+
+    def _formatter_path(self, function_arn: str) -> PathResult:
+        """The deployed design: rule -> alert formatter Lambda -> the account's topic.
+
+        The rule admits only aws.* sources, so the drill event is handed to the
+        formatter with a direct Invoke (the same asynchronous invocation EventBridge
+        makes); the formatter labels it DRILL and publishes to the account's
+        baseline route, which the drill queue listens on.
+        """
+        lam = self.clients("lambda", self.region)
+        topic, baseline = self._formatter_route(lam, function_arn)
+        self.queue.listen([topic])
+        event = {"version": "0", "id": f"rootwatch-drill-{self.id}", "source": DRILL_SOURCE,
+                 "detail-type": DRILL_DETAIL_TYPE, "account": self.account_id, "region": self.region,
+                 "detail": {"drillId": self.id, "level": baseline}}
+        start = self.clock()
+        resp = lam.invoke(FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode())
+        if resp.get("StatusCode") not in (200, 202):
+            raise DrillFailure(f"invoking {function_arn} returned {resp.get('StatusCode')}")
+        return self.queue.wait("realtime", [topic], start, self.timeout, lambda m: realtime_message_matches(m, self.id))
+
+    @staticmethod
+    def _formatter_route(lam: Any, function_arn: str) -> tuple[str, str]:
+        """(baseline topic, baseline level) from the formatter's environment."""
+        env = (lam.get_function_configuration(FunctionName=function_arn).get("Environment") or {}).get("Variables", {})
+        try:
+            baseline = json.loads(env[FORMATTER_ACCOUNT])["baseline"]
+            return json.loads(env[FORMATTER_TOPICS])[baseline], baseline
+        except (KeyError, TypeError, ValueError):
+            raise DrillFailure(f"{function_arn} is not a rootwatch alert formatter "
+                               f"(no {FORMATTER_TOPICS}/{FORMATTER_ACCOUNT} environment)") from None
+
+    def _drill_rule_path(self, ev: Any, sns_targets: Sequence[dict[str, Any]]) -> PathResult:
+        """Rules that target SNS directly: a temporary rule for this drill's events only, same targets."""
+        topics = [t["Arn"] for t in sns_targets]
+        self.queue.listen(topics)
+        self._put_drill_rule(ev, sns_targets)
+        detail = {"drillId": self.id, "account": self.account_id,
+                  "message": f"rootwatch drill {self.id}: test of the real-time root alert route, no action needed"}
+        start = self.clock()
+        resp = ev.put_events(Entries=[{"Source": DRILL_SOURCE, "DetailType": DRILL_DETAIL_TYPE,
+                                       "Detail": json.dumps(detail)}])
+        if resp.get("FailedEntryCount"):
+            entry = (resp.get("Entries") or [{}])[0]
+            raise DrillFailure(f"PutEvents rejected the drill event: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return self.queue.wait("realtime", topics, start, self.timeout, lambda m: realtime_message_matches(m, self.id))
+
+    def _put_drill_rule(self, ev: Any, sns_targets: Sequence[dict[str, Any]]) -> None:
+        drill_rule = f"rootwatch-drill-{self.id}"
+        ids = [f"drill-{i}" for i in range(len(sns_targets))]
+
+        def remove_rule() -> None:
+            try:
+                ev.remove_targets(Rule=drill_rule, Ids=ids)
+            except Exception as exc:
+                if audit.error_code(exc) != "ResourceNotFoundException":
+                    raise
+            ev.delete_rule(Name=drill_rule)
+
+        self.undo.register(f"delete rule {drill_rule}", remove_rule)
+        ev.put_rule(Name=drill_rule, EventPattern=json.dumps(drill_rule_pattern(self.id)), State="ENABLED",
+                    Description=f"rootwatch drill {self.id}; temporary, deleted by the drill")
+        ev.put_targets(Rule=drill_rule, Targets=[
+            {"Id": i, "Arn": t["Arn"], **({"RoleArn": t["RoleArn"]} if t.get("RoleArn") else {})}
+            for i, t in zip(ids, sns_targets)])
 
 
 def log_lines(drill: Drill, results: Sequence[PathResult], cleanup: Cleanup, interrupted: bool) -> list[str]:
