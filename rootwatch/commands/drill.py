@@ -74,6 +74,7 @@ from rootwatch.core.errors import RootwatchError
 from rootwatch.lambdas.formatter import DRILL_SOURCE
 from rootwatch.lambdas.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
 from rootwatch.lambdas.formatter import ENV_TOPICS as FORMATTER_TOPICS
+from rootwatch.lambdas.metrics import METRIC
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
@@ -91,8 +92,9 @@ class PathResult:
     latency: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "reason": self.reason,
-                "latencySeconds": None if self.latency is None else round(self.latency, 3)}
+        seconds = None if self.latency is None else round(self.latency, 3)
+        # TimeToDetect: the formatter's metric name, so `rootwatch report` reads drills and alerts alike.
+        return {"path": self.path, "ok": self.ok, "reason": self.reason, "latencySeconds": seconds, METRIC: seconds}
 
 
 @dataclass
