@@ -25,6 +25,8 @@ Standard library and boto3 only (it runs in the formatter Lambda).
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +41,7 @@ POINTER_PREFIX = "open#"
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
 MAX_LISTED = 200  # event ids and detections kept per incident (an item holds at most 400 KB)
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 10
 _LEVELS = ("low", "medium", "high", "critical")
 
 
@@ -240,9 +242,15 @@ def _put_versioned(client: Any, table: str, new: Mapping[str, Any], old_version:
         raise
 
 
+def _backoff(attempt: int) -> None:
+    if attempt:  # lost a race: let the winner finish (jittered, at most ~0.5 s in all)
+        time.sleep(random.uniform(0, 0.01 * attempt))
+
+
 def record(client: Any, table: str, facts: AlertFacts) -> str:
     """Open or update the account's incident for this alert; returns the incident id."""
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        _backoff(attempt)
         pointer = _get_item(client, table, pointer_key(facts.account))
         if pointer is not None:
             iid = str(pointer["incident"])
@@ -279,7 +287,8 @@ def change(client: Any, table: str, iid: str, status: str, *, by: str, note: str
     """Acknowledge or resolve incident ``iid``; resolving also closes the account's pointer."""
     if status not in (ACKNOWLEDGED, RESOLVED):
         raise ValueError(status)
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        _backoff(attempt)
         item = _get_item(client, table, iid)
         if item is None or iid.startswith(POINTER_PREFIX):
             raise LedgerError(f"no incident {iid} in table {table}")
