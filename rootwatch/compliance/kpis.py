@@ -181,6 +181,17 @@ def remediation(incidents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def resolved_incidents(incidents: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i in incidents:
+        start, end = parse_time(i.get("firstEvent")), parse_time(i.get("resolvedAt"))
+        if start and end:
+            out.append({"id": i.get("id"), "account": i.get("account"), "accountName": i.get("accountName"),
+                        "firstEvent": i.get("firstEvent"), "resolvedAt": i.get("resolvedAt"),
+                        "resolvedBy": i.get("resolvedBy"), "secondsToResolve": max(0.0, (end - start).total_seconds())})
+    return out
+
+
 def compliance_over_time(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for h in history:
@@ -254,6 +265,7 @@ def build(*, drills: Sequence[Mapping[str, Any]], incidents: Sequence[Mapping[st
         "remediation": remediation(incidents),
         "complianceOverTime": trend,
         "organization": org_map(snapshot, last),
+        "resolvedIncidents": resolved_incidents(incidents),
         "openIncidents": [
             {k: i.get(k) for k in ("id", "account", "accountName", "status", "level", "firstEvent", "classes",
                                    "breakGlass")}
