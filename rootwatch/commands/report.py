@@ -20,6 +20,7 @@ import argparse
 import html
 import io
 import json
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,7 +146,9 @@ def _svg(fig: Any) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "rootwatch"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    # The RDF metadata block (creator, licence URLs) is for files, not for an inline chart.
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
 def _style(ax: Any) -> None:
