@@ -216,3 +216,13 @@ def test_cli_lists_acks_and_resolves(ddb: Any, capsys: pytest.CaptureFixture[str
 def test_cli_bad_input_is_one_line(ddb: Any, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     code, _, err = cli_run(capsys, *argv)
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_reads_the_ledger_table(ddb: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    alert(ddb, record(LOGIN), seconds=42)
+    capsys.readouterr()
+    code = cli.main(["report", "--table", TABLE, "--format", "json", "--as-of", "2025-03-10T00:00:00Z"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["kpis"]["incidentsThisQuarter"] == 1 and data["kpis"]["quarter"] == "2025-Q1"
+    assert data["timeToDetect"]["realtime"]["alert"]["p50"] == 42.0
+    assert data["sources"]["incidents"] == f"table {TABLE}"

@@ -143,4 +143,5 @@ def test_drills_and_timeless_events_publish_without_a_metric(emf: Any) -> None:
     drill = {"source": formatter.DRILL_SOURCE, "time": "2025-03-04T10:15:00Z", "detail": {"drillId": "abc", "level": "high"}}
     formatter.handler(drill, None, env=env, clock=clock(2), client=sns)
     assert len(sns.requests) == 2 and "[DRILL]" in sns.requests[1]["Subject"]
+    assert "Time to detect" not in sns.text()  # the drill measures itself, end to end
     assert emf() == []

@@ -536,8 +536,9 @@ def handler(event: Any, context: Any = None, *, client: Any = None, env: Mapping
         alert = fallback_alert(event, cfg, f"formatting failed: {type(exc).__name__}: {clean(exc)}")
     now = clock() if clock else datetime.now(timezone.utc)  # time to detect: event -> this publish
     ttd, path = metrics.time_to_detect(event, now), metrics.path_of(event)
-    alert.text += "\n" + metrics.detect_line(ttd, path)
-    alert.doc["timeToDetectSeconds"] = ttd
+    if alert.kind != "drill":  # a drill's figure is measured end to end by `rootwatch drill`
+        alert.text += "\n" + metrics.detect_line(ttd, path)
+        alert.doc["timeToDetectSeconds"] = ttd
     message_id = publish(alert, cfg, client)
     if ttd is not None and alert.kind != "drill":  # EMF: CloudWatch Logs extracts the metric, no API call
         print(metrics.emf_line(ttd, path=path, level=alert.severity.value, now=now, kind=alert.kind,
