@@ -141,6 +141,7 @@ def test_alarm_path_passes_measures_latency_and_cleans_up(env: Any, tmp_path: An
     assert entry["drillId"] == report["drillId"] and entry["account"] == env["account"]
     assert entry["path"] == "alarm" and entry["ok"] is True and entry["cleanupOk"] is True
     assert entry["latencySeconds"] == path["latencySeconds"]
+    assert entry["TimeToDetect"] == path["latencySeconds"]  # the figure the formatter emits as a metric
     assert entry["interrupted"] is False
     acct.assert_clean()
 

@@ -810,6 +810,8 @@ def add_parser(subparsers: Any) -> None:
                    help=f"also check the EventBridge rule {RULE_NAME} in every region")
     p.add_argument("--endpoint-url", metavar="URL", help="send every AWS call to this AWS-compatible endpoint")
     p.add_argument("--parallel", type=int, default=8, metavar="N", help="accounts audited at once (default: 8)")
+    p.add_argument("--history", metavar="FILE", help="append this run's score and verdicts as one JSON line "
+                                                     "(read by `rootwatch report` and `rootwatch playbook`)")
     add_format_option(p)
     p.set_defaults(func=run)
 
@@ -821,6 +823,8 @@ def run(args: argparse.Namespace) -> int:
     regions = [validate_region(r) for r in args.regions] if args.regions else None
     if not 1 <= args.parallel <= 64:
         raise RootwatchError(f"--parallel {args.parallel} must be between 1 and 64")
+    if args.history:
+        _appendable(args.history)
     base = base_clients(args.region, args.endpoint_url)
     accounts, skipped, mgmt = _scope(args, base)
     if not accounts:
@@ -833,11 +837,31 @@ def run(args: argparse.Namespace) -> int:
                        args.realtime, regions)
     results = audit_accounts(accounts, ctx, args.parallel)
     report = {"accounts": results, "skipped": skipped, "kpis": kpis(results)}
+    if args.history:
+        _append_history(args.history, report)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
         print_text(report, realtime=args.realtime)
     return 0 if all(r["compliant"] for r in results) else 1
+
+
+def _appendable(path: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise RootwatchError(f"--history {path}: cannot append ({exc.strerror or type(exc).__name__})") from None
+
+
+def _append_history(path: str, report: Mapping[str, Any]) -> None:
+    """One line per run: the compliance score over time (`rootwatch report`)."""
+    from datetime import datetime, timezone
+
+    from rootwatch.compliance.kpis import history_line
+
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(history_line(report, datetime.now(timezone.utc)), sort_keys=True) + "\n")
 
 
 def print_text(report: Mapping[str, Any], *, realtime: bool, out: Any = None) -> None:

@@ -28,6 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rootwatch.commands.policycheck",
     "rootwatch.commands.enroll",
     "rootwatch.commands.shards",
+    "rootwatch.commands.incidents",
+    "rootwatch.commands.report",
+    "rootwatch.commands.playbook",
 )
 
 class _Parser(argparse.ArgumentParser):

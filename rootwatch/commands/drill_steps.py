@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from rootwatch.commands import audit
 from rootwatch.lambdas.formatter import DRILL_SOURCE
+from rootwatch.lambdas.metrics import METRIC
 
 DRILL_DETAIL_TYPE = "rootwatch drill"
 
@@ -28,8 +29,9 @@ class PathResult:
     latency: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "reason": self.reason,
-                "latencySeconds": None if self.latency is None else round(self.latency, 3)}
+        seconds = None if self.latency is None else round(self.latency, 3)
+        # TimeToDetect: the formatter's metric name, so `rootwatch report` reads drills and alerts alike.
+        return {"path": self.path, "ok": self.ok, "reason": self.reason, "latencySeconds": seconds, METRIC: seconds}
 
 
 @dataclass

@@ -48,6 +48,7 @@ from rootwatch.detection.rule import (
     Finding,
     classify,
 )
+from rootwatch.lambdas import ledger, metrics
 
 ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
 ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
@@ -503,16 +504,46 @@ def publish(alert: Alert, cfg: Config, client: Any = None) -> str:
     return str(response.get("MessageId", ""))
 
 
-def handler(event: Any, context: Any = None, *, client: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _record_incident(alert: Alert, event: Any, env: Mapping[str, str], ttd: float | None, path: str,
+                     now: datetime, client: Any) -> None:
+    """Open or update the incident (when a ledger table is configured). Never fails the alert."""
+    table = env.get(ledger.ENV_TABLE)
+    facts = ledger.facts_from_alert(alert.doc, event, now=now, time_to_detect=ttd, path=path) if table else None
+    if facts is None:
+        return
+    try:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        ledger.record(client, str(table), facts)
+    except Exception:  # the alert is out already; the ledger is bookkeeping
+        log.error("incident ledger update failed: %s", traceback.format_exc())
+
+
+def handler(event: Any, context: Any = None, *, client: Any = None, env: Mapping[str, str] | None = None,
+            clock: Any = None, ledger_client: Any = None) -> dict[str, Any]:
     """Lambda entry point. Raises only when nothing could be published (then Lambda's
-    retries and the on-failure destination deliver the raw event to the critical route)."""
-    cfg = load_config(os.environ if env is None else env)
+    retries and the on-failure destination deliver the raw event to the critical route).
+
+    ``clock`` (tests) returns the publish time; ``ledger_client`` is the DynamoDB client."""
+    env = os.environ if env is None else env
+    cfg = load_config(env)
     try:
         alert = build_alert(event, cfg)
     except Exception as exc:  # never lose the alert to a formatting bug
         log.error("formatting failed: %s", traceback.format_exc())
         alert = fallback_alert(event, cfg, f"formatting failed: {type(exc).__name__}: {clean(exc)}")
+    now = clock() if clock else datetime.now(timezone.utc)  # time to detect: event -> this publish
+    ttd, path = metrics.time_to_detect(event, now), metrics.path_of(event)
+    if alert.kind != "drill":  # a drill's figure is measured end to end by `rootwatch drill`
+        alert.text += "\n" + metrics.detect_line(ttd, path)
+        alert.doc["timeToDetectSeconds"] = ttd
     message_id = publish(alert, cfg, client)
+    if ttd is not None and alert.kind != "drill":  # EMF: CloudWatch Logs extracts the metric, no API call
+        print(metrics.emf_line(ttd, path=path, level=alert.severity.value, now=now, kind=alert.kind,
+                               account=cfg.account_id, eventId=_get(event, "detail", "eventID")), flush=True)
+    _record_incident(alert, event, env, ttd, path, now, ledger_client)
     log.info(json.dumps({"kind": alert.kind, "severity": alert.severity.value, "messageId": message_id,
                          "eventId": _get(event, "detail", "eventID")}, default=str))
     return {"kind": alert.kind, "severity": alert.severity.value, "messageId": message_id}
