@@ -48,6 +48,7 @@ from rootwatch.detection.rule import (
     Finding,
     classify,
 )
+from rootwatch.detection.weakening import PREVENTION_TAMPER_CALLS
 
 ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
 ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
@@ -83,6 +84,8 @@ TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kms.amazonaws.com", ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")),
     ("events.amazonaws.com", ("DeleteRule", "DisableRule", "RemoveTargets", "PutRule")),
     ("lambda.amazonaws.com", ("DeleteFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency")),
+    # Organization-level prevention (management account): rootwatch.program.prevention's rule.
+    *PREVENTION_TAMPER_CALLS,
 )
 
 
