@@ -811,10 +811,17 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--endpoint-url", metavar="URL", help="send every AWS call to this AWS-compatible endpoint")
     p.add_argument("--parallel", type=int, default=8, metavar="N", help="accounts audited at once (default: 8)")
     add_format_option(p)
+    from rootwatch.commands import rootcreds
+
+    rootcreds.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rootwatch.commands import rootcreds
+
+    if rootcreds.wanted(args):  # the root-credential posture; gets this module as its AWS edge
+        return rootcreds.run(args, sys.modules[__name__])
     validate_role_name(args.role_name)
     if args.region:
         validate_region(args.region)
