@@ -298,20 +298,25 @@ def posture_from_audit(doc: Any, source: str = "posture file") -> dict[str, str]
 
 
 def prevention_findings(resources: Sequence[PolicyInput]) -> list[tuple[str, str, str]]:
-    """What the advisory pack rule reports: (message, urn, account)."""
+    """What the advisory pack rule reports: (message, urn, account).
+
+    Only about the prevention resources a stack has: a stack without any (prevention off, or
+    a foreign stack) is silent here; its ``compliance`` output shows prevention as off.
+    """
+    if not any(r.type in ORG_EVIDENCE_TYPES for r in resources):
+        return []
     org = organization_evidence(resources)
     found: list[tuple[str, str, str]] = []
-    if not org["centralRootAccess"]["enabled"]:
-        found.append(("centralized root access (IAM RootCredentialsManagement and RootSessions) is not enabled "
-                      "by this stack (CIS AWS Foundations 7.0 2.1.1)", org["centralRootAccess"]["resource"] or "", ""))
+    central = org["centralRootAccess"]
+    if central["resource"] and not central["enabled"]:
+        missing = [f for f in ROOT_FEATURES if f not in central["features"]]
+        found.append((f"centralized root access lacks {', '.join(missing)} (CIS AWS Foundations 7.0 2.1.1)",
+                      central["resource"], ""))
     for p in org["denyRootScp"]["policies"]:
         for problem in p["problems"]:
             found.append((f"SCP {p['name']}: {problem}", p["resource"], ""))
         if not p["targets"]:
             found.append((f"SCP {p['name']} is not attached to any target", p["resource"], ""))
-    if not org["denyRootScp"]["policies"]:
-        found.append(("no SCP denying root actions in member accounts (Control Tower AWS-GR_RESTRICT_ROOT_USER)",
-                      "", ""))
     return found
 
 

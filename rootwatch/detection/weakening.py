@@ -1,23 +1,14 @@
-"""Calls that weaken organization-level root prevention (rootwatch:prevention).
+"""Events that weaken organization-level root prevention (rootwatch:prevention).
 
-Watched in the management account by the prevention tamper rule
-(``rootwatch.program.prevention``); the alert formatter words them as tamper alerts.
+The management-account calls that weaken it are ``PREVENTION_TAMPER_CALLS`` in the alert
+formatter (which words them as tamper alerts), matched by ``rootwatch.program.prevention``'s rule.
 Root-credential re-creation in members (``ROOT_RECREATION_EVENTS`` by ``Root``) needs no
 rule of its own: every member's root-activity rule matches it (event class credential-change,
-critical), see ``detection.rule.CREDENTIAL_EVENTS``.
+critical), see ``detection.rule.CREDENTIAL_CHANGE_EVENTS``.
 """
 
 from __future__ import annotations
 
-# (eventSource, event names): disabling the IAM features, or the trusted access they need;
-# editing, detaching or deleting the root-deny SCP, or switching SCPs off at the root.
-PREVENTION_TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("iam.amazonaws.com", ("DisableOrganizationsRootCredentialsManagement", "DisableOrganizationsRootSessions")),
-    ("organizations.amazonaws.com", ("DetachPolicy", "UpdatePolicy", "DeletePolicy", "DisableAWSServiceAccess",
-                                     "DisablePolicyType")),
-    # Caller side of a root task that re-creates a member's root password (logged in the management account).
-    ("sts.amazonaws.com", ("AssumeRoot",)),
-)
 RECREATE_PASSWORD_TASK = "IAMCreateRootUserPassword"
 # Root credentials coming back in a member account (userIdentity.type Root).
 ROOT_RECREATION_EVENTS: tuple[str, ...] = ("CreateLoginProfile", "CreateAccessKey", "EnableMFADevice",

@@ -48,7 +48,6 @@ from rootwatch.detection.rule import (
     Finding,
     classify,
 )
-from rootwatch.detection.weakening import PREVENTION_TAMPER_CALLS
 
 ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
 ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
@@ -84,8 +83,16 @@ TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kms.amazonaws.com", ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")),
     ("events.amazonaws.com", ("DeleteRule", "DisableRule", "RemoveTargets", "PutRule")),
     ("lambda.amazonaws.com", ("DeleteFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency")),
-    # Organization-level prevention (management account): rootwatch.program.prevention's rule.
-    *PREVENTION_TAMPER_CALLS,
+)
+# Calls that weaken organization-level root prevention (management account), matched by
+# rootwatch.program.prevention's rule: disabling the IAM root features or the trusted access they
+# need; editing, detaching or deleting the root-deny SCP, or switching SCPs off; and the caller
+# side of a root task that re-creates a member's root password.
+PREVENTION_TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("iam.amazonaws.com", ("DisableOrganizationsRootCredentialsManagement", "DisableOrganizationsRootSessions")),
+    ("organizations.amazonaws.com", ("DetachPolicy", "UpdatePolicy", "DeletePolicy", "DisableAWSServiceAccess",
+                                     "DisablePolicyType")),
+    ("sts.amazonaws.com", ("AssumeRoot",)),
 )
 
 
@@ -94,7 +101,8 @@ def is_tamper_call(record: Mapping[str, Any]) -> bool:
     source, name = record.get("eventSource"), record.get("eventName")
     if not isinstance(name, str):
         return False
-    return any(source == src and name.startswith(prefixes) for src, prefixes in TAMPER_CALLS)
+    return any(source == src and name.startswith(prefixes)
+               for src, prefixes in (*TAMPER_CALLS, *PREVENTION_TAMPER_CALLS))
 
 
 # -- configuration ---------------------------------------------------------------------------

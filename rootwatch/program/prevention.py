@@ -31,7 +31,8 @@ import pulumi_aws as aws
 
 from rootwatch.compliance import prevention as evidence
 from rootwatch.core.errors import RootwatchError
-from rootwatch.detection.weakening import PREVENTION_TAMPER_CALLS, RECREATE_PASSWORD_TASK
+from rootwatch.detection.weakening import RECREATE_PASSWORD_TASK
+from rootwatch.lambdas.formatter import PREVENTION_TAMPER_CALLS
 from rootwatch.program import realtime
 from rootwatch.program.organization import Account, Scope
 from rootwatch.program.settings import RootwatchSettings, region_partition
