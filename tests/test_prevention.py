@@ -178,6 +178,19 @@ def test_the_weakening_rule_is_in_the_management_account_and_targets_its_formatt
     assert target.inputs["targetId"] == realtime.FUNCTION_NAME
 
 
+def test_outside_us_east_1_the_global_events_are_forwarded_to_the_home_bus() -> None:
+    extra = {"rootwatch:homeRegion": "eu-west-1",
+             "rootwatch:prevention": json.dumps({"centralRootAccess": {"enabled": True}})}
+    result = mockrun.run("example", extra_config=extra)
+    rules = {r.inputs["region"]: r for r in result.by_type("aws:cloudwatch/eventRule:EventRule")
+             if r.inputs["name"] == program.TAMPER_RULE_NAME}
+    assert set(rules) == {"eu-west-1", "us-east-1"}  # IAM/Organizations deliver to us-east-1 only
+    targets = {r.inputs["region"]: r for r in result.by_type("aws:cloudwatch/eventTarget:EventTarget")
+               if r.name.startswith("rootwatch-prevention")}
+    assert targets["us-east-1"].inputs["arn"] == f"arn:aws:events:eu-west-1:{MGMT}:event-bus/default"
+    assert targets["eu-west-1"].inputs["arn"].endswith(":function:rootwatch-alert-formatter")
+
+
 @pytest.mark.parametrize("event, expected", [
     (_api_call("iam.amazonaws.com", "DisableOrganizationsRootCredentialsManagement"), True),
     (_api_call("iam.amazonaws.com", "DisableOrganizationsRootSessions"), True),

@@ -218,6 +218,7 @@ class OrganizationPrevention(pulumi.ComponentResource):
                     target_id="rootwatch-forward-home",
                     arn=realtime.event_bus_arn(monitor.account.id, home),  # type: ignore[union-attr]
                     role_arn=rt.forwarder_role.arn,
+                    retry_policy=realtime._retry(),  # noqa: SLF001 - the same retries as the root rules
                     region=region,
                     opts=opts,
                 )
