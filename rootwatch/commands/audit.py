@@ -34,6 +34,9 @@ Output: one row per account plus the KPIs. ``policyComplianceScore`` is the
 percentage (0-100, one decimal) of in-scope (ACTIVE) accounts that are
 compliant; an account that could not be audited counts as not compliant.
 Exit 0 when every account is compliant, 1 otherwise, 2 for bad input.
+
+``--root-credentials`` / ``--delete-root-credentials`` report (or remove) the root
+credentials themselves: ``rootwatch.commands.rootcreds``.
 """
 
 from __future__ import annotations
