@@ -21,8 +21,15 @@ import json
 from typing import Any
 
 import pytest
-from awsfixtures import MGMT, FaultInjector, aws_env, create_member_accounts, moto_server, run_cli, set_root_state
-from botocore.awsrequest import AWSResponse  # noqa: F401 - botocore must be importable for ClientError
+from awsfixtures import (
+    MGMT,
+    FaultInjector,
+    aws_env,
+    create_member_accounts,
+    moto_server,
+    run_cli,
+    set_root_state,
+)
 from botocore.exceptions import ClientError
 
 from rootwatch.commands import audit, rootcreds
@@ -207,7 +214,7 @@ def test_delete_needs_confirmation_and_never_management(org: Any, capsys: pytest
     acct = org["ids"]["root-key"]
     made = install(monkeypatch, central=True, refuse=set())
     argv = [a.format(acct=acct, mgmt=MGMT) for a in argv]
-    code, out, err = run_cli(["audit", *argv, "--endpoint-url", org["url"]], capsys, monkeypatch)
+    code, _, err = run_cli(["audit", *argv, "--endpoint-url", org["url"]], capsys, monkeypatch)
     assert code == 2 and words.format(acct=acct) in err and "Traceback" not in err
     assert all(not api.deleted for api in made)
 
