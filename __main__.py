@@ -3,10 +3,12 @@
 settings -> accounts -> one monitor per account -> exports.
 """
 
+import os
+
 import pulumi
 
 from rootwatch.core.errors import RootwatchError
-from rootwatch.program import monitor, organization, outputs
+from rootwatch.program import monitor, organization, outputs, prevention
 from rootwatch.program import settings as rw_settings
 
 try:
@@ -17,11 +19,15 @@ except RootwatchError as exc:
 
 try:
     scope = organization.discover(settings)
+    # Org-level prevention is checked against the discovered organization before anything registers.
+    prevention_plan = prevention.plan(scope, settings)
+    posture = prevention.load_posture(settings, os.path.dirname(os.path.abspath(__file__)))
 except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceback
     raise pulumi.RunError(str(exc)) from None
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
 monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
+prevention.deploy(scope, settings, pulumi.get_stack(), monitors, prevention_plan)
 outputs.export(scope, monitors)
-outputs.export_compliance(evidence, scope, settings, monitors)
+outputs.export_compliance(evidence, scope, settings, monitors, posture)

@@ -18,7 +18,9 @@ each gap is handled here (test code only; the product code never fakes AWS):
   subscriber" is built as a topic with no subscriptions; the PendingConfirmation
   case is covered by the pure verdict tests.
 * iam:ListOrganizationsFeatures is not implemented (HTTP 500), so centralized
-  root credentials management is only covered by the pure verdict tests.
+  root credentials management is only covered by the pure verdict tests here;
+  ``audit --root-credentials`` (tests/test_rootcreds.py) uses a stand-in with the
+  documented response shapes for it and for sts:AssumeRoot, which moto lacks too.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import select
 import subprocess
 import sys
@@ -290,8 +291,10 @@ def test_the_pack_process_serves_the_policies_over_grpc() -> None:
             propertyDependencies={k: pb.AnalyzerPropertyDependencies(urns=list(v)) for k, v in r.property_dependencies.items()},
         )
 
+    # This checkout's package, not whichever rootwatch the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "policypack" / "__main__.py")], cwd=ROOT / "policypack",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         assert ready, "the pack did not print its port"

@@ -36,7 +36,7 @@ def urn_lines(run: mockrun.Run) -> list[str]:
     return sorted(lines)
 
 
-@pytest.mark.parametrize("stack", ["example", "explicit"])
+@pytest.mark.parametrize("stack", ["example", "explicit", "prevention"])
 def test_urns_match_the_committed_snapshot(stack: str) -> None:
     lines = urn_lines(mockrun.run(stack))
     assert len(lines) == len(set(lines)), "duplicate URNs: the real engine refuses them"

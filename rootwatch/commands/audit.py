@@ -34,6 +34,9 @@ Output: one row per account plus the KPIs. ``policyComplianceScore`` is the
 percentage (0-100, one decimal) of in-scope (ACTIVE) accounts that are
 compliant; an account that could not be audited counts as not compliant.
 Exit 0 when every account is compliant, 1 otherwise, 2 for bad input.
+
+``--root-credentials`` / ``--delete-root-credentials`` report (or remove) the root
+credentials themselves: ``rootwatch.commands.rootcreds``.
 """
 
 from __future__ import annotations
@@ -813,10 +816,17 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--history", metavar="FILE", help="append this run's score and verdicts as one JSON line "
                                                      "(read by `rootwatch report` and `rootwatch playbook`)")
     add_format_option(p)
+    from rootwatch.commands import rootcreds
+
+    rootcreds.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rootwatch.commands import rootcreds
+
+    if rootcreds.wanted(args):  # the root-credential posture; gets this module as its AWS edge
+        return rootcreds.run(args, sys.modules[__name__])
     validate_role_name(args.role_name)
     if args.region:
         validate_region(args.region)

@@ -103,6 +103,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
                 "routes": info.get("routes", {}),
                 "resources": resources,
                 "compliance": per_account_compliance.get(acct_id),
+                "posture": (per_account_compliance.get(acct_id) or {}).get("prevention"),
             }
         )
     total = sum(len(a["resources"]) for a in accounts)
@@ -120,6 +121,21 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
         },
         "warnings": list(result.warnings),
         "policy": {"violations": violations} if violations is not None else None,
+        "organization": _organization(compliance, grouped.get("", [])),
+    }
+
+
+def _organization(compliance: Any, resources: list[Any]) -> dict[str, Any] | None:
+    """Organization-level prevention: its resources (management account) and evidence."""
+    org = compliance.get("organization") if isinstance(compliance, dict) else None
+    if org is None:
+        return None
+    kpis = compliance.get("kpis", {})
+    return {
+        "resources": [{"type": r.type, "name": r.name} for r in resources],
+        "centralRootAccess": org["centralRootAccess"],
+        "denyRootScp": org["denyRootScp"],
+        "rootlessMemberAccountsPercent": kpis.get("rootlessMemberAccountsPercent"),
     }
 
 
@@ -137,10 +153,19 @@ def _compliant_cell(c: dict[str, Any] | None) -> str:
     return "yes" if c.get("compliant") else "NO"
 
 
+def _posture_cell(p: dict[str, Any] | None) -> str:
+    """Root credentials (from the posture file) and whether the root-deny SCP applies."""
+    if not p:
+        return "-"
+    scp = {True: "yes", False: "NO", None: "n/a"}[p.get("denyRootScp")]
+    return f"root:{p.get('rootCredentials', 'unknown')} scp:{scp}"
+
+
 def render_text(report: dict[str, Any], out: TextIO) -> None:
-    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT")
+    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "POSTURE")
     rows = [
-        (a["id"], a["name"], a["ou"], a["severity"], str(len(a["resources"])), _routes_cell(a["routes"]), _compliant_cell(a["compliance"]))
+        (a["id"], a["name"], a["ou"], a["severity"], str(len(a["resources"])), _routes_cell(a["routes"]),
+         _compliant_cell(a["compliance"]), _posture_cell(a.get("posture")))
         for a in report["accounts"]
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -157,6 +182,7 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
     for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")):
         failing = [f"{name}: {chk.get('reason', '')}" for name, chk in c["compliance"].get("checks", {}).items() if not chk.get("ok")]
         out.write(f"  {c['id']} not compliant: {'; '.join(failing)}\n")
+    _render_organization(report.get("organization"), out)
     if report["skipped"]:
         out.write(f"\nSkipped ({len(report['skipped'])}):\n")
         for s in report["skipped"]:
@@ -169,3 +195,21 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
         for x in v:
             out.write(f"  [{x['enforcementLevel']}] {x['policy']}: {x['message']} ({x['urn']})\n")
 
+
+def _render_organization(org: dict[str, Any] | None, out: TextIO) -> None:
+    if not org:
+        return
+    central, scp = org["centralRootAccess"], org["denyRootScp"]
+    out.write("\nOrganization (management account):\n")
+    features = ", ".join(central["features"]) or "none"
+    out.write(f"  centralized root access: {'on' if central['enabled'] else 'off'} (features: {features})\n")
+    targets = ", ".join(scp["targets"]) or "none"
+    out.write(f"  root-deny SCP: {'on' if scp['enabled'] else 'off'} (attached to: {targets})\n")
+    for p in scp["policies"]:
+        verdict = "equivalent to Control Tower AWS-GR_RESTRICT_ROOT_USER" if p["equivalentToControlTower"] else \
+            "NOT equivalent: " + "; ".join(p["problems"])
+        out.write(f"    {p['name']}: {verdict}\n")
+    pct = org.get("rootlessMemberAccountsPercent")
+    out.write(f"  root-less member accounts: {'n/a' if pct is None else f'{pct}%'}\n")
+    for r in org["resources"]:
+        out.write(f"  + {r['type']}  {r['name']}\n")

@@ -40,6 +40,7 @@ TOPIC = "rootwatch-alert-topic"
 REALTIME_RULE = "rootwatch-realtime-rule"
 COMPLETE_CHAIN = "rootwatch-complete-chain"
 VERIFY_AFTER_DEPLOY = "rootwatch-verify-after-deploy"
+ROOT_PREVENTION = "rootwatch-root-prevention"
 
 MANDATORY, ADVISORY, REMEDIATE, DISABLED = "mandatory", "advisory", "remediate", "disabled"
 LEVELS = (MANDATORY, ADVISORY, REMEDIATE, DISABLED)
@@ -164,6 +165,12 @@ def _verify_after_deploy(resources: Sequence[PolicyInput], req: Requirements) ->
     ]
 
 
+def _root_prevention(resources: Sequence[PolicyInput], _: Requirements) -> list[tuple[str, str, str]]:
+    from rootwatch.compliance import prevention
+
+    return prevention.prevention_findings(resources)
+
+
 RULES: tuple[Rule, ...] = (
     Rule(TRAIL, "A trail delivering to CloudWatch Logs is multi-region, logging, validated and records read and "
          "write management events.", MANDATORY, _trail,
@@ -188,6 +195,12 @@ RULES: tuple[Rule, ...] = (
          remediation="See the reason: each names the check and the resource to fix (docs/compliance.md)."),
     Rule(VERIFY_AFTER_DEPLOY, "Parts of the chain depend on values known only after deploy; they are checked again "
          "at pulumi up.", ADVISORY, _verify_after_deploy, stack=True, config_keys=_STACK_KEYS),
+    # Advisory by default: prevention is an organization decision (Control Tower may own the SCP).
+    Rule(ROOT_PREVENTION, "Root prevention in the stack is whole: centralized root access with both IAM features "
+         "(RootCredentialsManagement, RootSessions; CIS AWS 7.0 2.1.1), and every root-deny SCP equal in effect to "
+         "Control Tower's AWS-GR_RESTRICT_ROOT_USER (AssumeRoot exempt) and attached.", ADVISORY, _root_prevention,
+         stack=True,
+         remediation="Set rootwatch:prevention.centralRootAccess.enabled and denyRootScp (docs/prevention.md)."),
 )
 NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 

@@ -85,6 +85,16 @@ TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("events.amazonaws.com", ("DeleteRule", "DisableRule", "RemoveTargets", "PutRule")),
     ("lambda.amazonaws.com", ("DeleteFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency")),
 )
+# Calls that weaken organization-level root prevention (management account), matched by
+# rootwatch.program.prevention's rule: disabling the IAM root features or the trusted access they
+# need; editing, detaching or deleting the root-deny SCP, or switching SCPs off; and the caller
+# side of a root task that re-creates a member's root password.
+PREVENTION_TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("iam.amazonaws.com", ("DisableOrganizationsRootCredentialsManagement", "DisableOrganizationsRootSessions")),
+    ("organizations.amazonaws.com", ("DetachPolicy", "UpdatePolicy", "DeletePolicy", "DisableAWSServiceAccess",
+                                     "DisablePolicyType")),
+    ("sts.amazonaws.com", ("AssumeRoot",)),
+)
 
 
 def is_tamper_call(record: Mapping[str, Any]) -> bool:
@@ -92,7 +102,8 @@ def is_tamper_call(record: Mapping[str, Any]) -> bool:
     source, name = record.get("eventSource"), record.get("eventName")
     if not isinstance(name, str):
         return False
-    return any(source == src and name.startswith(prefixes) for src, prefixes in TAMPER_CALLS)
+    return any(source == src and name.startswith(prefixes)
+               for src, prefixes in (*TAMPER_CALLS, *PREVENTION_TAMPER_CALLS))
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import pulumi
 
 from rootwatch import compliance
+from rootwatch.compliance import prevention as prevention_evidence
 from rootwatch.program import realtime
 from rootwatch.program.alerting import route_summary
 from rootwatch.program.monitor import RootActivityMonitor
@@ -67,7 +68,11 @@ def _view_output(
     return pulumi.Output.from_input(0).apply(lambda _: _engine_view(res, typ, name, props))
 
 
-def record_resources(types: frozenset[str] | None = compliance.EVIDENCE_TYPES) -> ResourceRecorder:
+# What the verdict and the organization-level prevention evidence read.
+RECORDED_TYPES = compliance.EVIDENCE_TYPES | prevention_evidence.ORG_EVIDENCE_TYPES
+
+
+def record_resources(types: frozenset[str] | None = RECORDED_TYPES) -> ResourceRecorder:
     """Start recording (``types=None``: every type); call before the first resource compliance must see."""
     recorder = ResourceRecorder(types)
     # The SDK-side transformation runs under the mock monitor as well as the engine
@@ -124,7 +129,8 @@ def account_summary(m: RootActivityMonitor) -> dict[str, Any]:
 
 
 def export_compliance(
-    recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings, monitors: Mapping[str, RootActivityMonitor]
+    recorder: ResourceRecorder, scope: Scope, settings: RootwatchSettings, monitors: Mapping[str, RootActivityMonitor],
+    posture: Mapping[str, str] | None = None,
 ) -> None:
     """The ``compliance`` output (schema rootwatch.compliance/v1, docs/compliance.md)."""
     requirements = requirements_for(settings)
@@ -133,14 +139,40 @@ def export_compliance(
     in_scope = [a.id for a in scope.accounts]
     details = {acct_id: account_summary(m) for acct_id, m in monitors.items()}
     skipped = [{"id": s.id, "name": s.name, "reason": s.reason} for s in scope.skipped]
+    places = [prevention_evidence.AccountPlace(a.id, a.ou_path, a.is_management) for a in scope.accounts]
     pulumi.export(
         "compliance",
         recorder.views().apply(
-            lambda views: compliance.summarize(
-                compliance.evaluate(views, requirements, management), in_scope, skipped, details
+            lambda views: with_prevention(
+                compliance.summarize(
+                    compliance.evaluate(
+                        [v for v in views if v.type not in prevention_evidence.ORG_EVIDENCE_TYPES],
+                        requirements, management,
+                    ),
+                    in_scope, skipped, details,
+                ),
+                views, places, dict(posture or {}),
             )
         ),
     )
+
+
+def with_prevention(
+    doc: dict[str, Any],
+    views: list[compliance.PolicyInput],
+    places: list[prevention_evidence.AccountPlace],
+    posture: Mapping[str, str],
+) -> dict[str, Any]:
+    """Adds the prevention evidence: ``organization``, per-account ``prevention`` and the root-less KPI."""
+    org = prevention_evidence.organization_evidence(views)
+    per_account = prevention_evidence.account_prevention(places, org, posture)
+    doc["organization"] = org
+    for acct_id, evidence in per_account.items():
+        if acct_id in doc["accounts"]:
+            doc["accounts"][acct_id]["prevention"] = evidence
+    # Share of member accounts measured root-less (`rootwatch audit --root-credentials`).
+    doc["kpis"]["rootlessMemberAccountsPercent"] = prevention_evidence.rootless_share(places, per_account)
+    return doc
 
 
 def requirements_for(settings: RootwatchSettings) -> compliance.Requirements:

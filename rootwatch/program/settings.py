@@ -369,6 +369,83 @@ def windows_json(windows: list[BreakGlassWindow] | tuple[BreakGlassWindow, ...])
     return json.dumps([w.to_lambda() for w in windows], separators=(",", ":"), sort_keys=True)
 
 
+# --- prevention (rootwatch:prevention) -------------------------------------------------------
+
+_PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::(\d{12}|\*):[\w+=,.@/*-]+$")
+_SCP_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+def _scp_target(v: str) -> str:
+    if v == "root" or _ACCOUNT_RE.match(v) or _OU_RE.match(v):
+        return v
+    raise ValueError(f"{v!r} is not 'root', an OU or root id (ou-xxxx-xxxxxxxx, r-xxxx) or a 12-digit account id")
+
+
+def _principal_arn(v: str) -> str:
+    if not _PRINCIPAL_ARN_RE.match(v):
+        raise ValueError(f"{v!r} is not an IAM/STS principal ARN (e.g. arn:aws:iam::123456789012:root)")
+    return v
+
+
+ScpTarget = Annotated[str, BeforeValidator(_account_id_digits), AfterValidator(_scp_target)]
+PrincipalArn = Annotated[str, AfterValidator(_principal_arn)]
+
+
+class CentralRootAccessSettings(_Model):
+    """IAM centralized root access (aws.iam.OrganizationsFeatures), deployed in the management account."""
+
+    enabled: bool = False
+    # RootSessions: the management account may open sts:AssumeRoot task sessions in members
+    # (needed by `rootwatch audit --root-credentials` and --delete-root-credentials).
+    root_sessions: bool = True
+    # IAM's features need trusted access for iam.amazonaws.com in Organizations. "manage": this
+    # stack enables it (aws.organizations.AwsServiceAccess, kept on destroy); "existing": it is
+    # enabled elsewhere, e.g. by the stack that owns aws.organizations.Organization through
+    # awsServicePrincipals (the two must not both manage it: the provider reports a perpetual diff).
+    trusted_access: Literal["manage", "existing"] = "manage"
+
+
+class DenyRootScpSettings(_Model):
+    """An SCP equal in effect to Control Tower's AWS-GR_RESTRICT_ROOT_USER, AssumeRoot sessions exempt."""
+
+    enabled: bool = False
+    name: str = "rootwatch-deny-root"
+    # Where it is attached: "root" (the organization root), OU/root ids, or member account ids.
+    # Never the management account: SCPs do not affect it (refused when the account is known).
+    targets: tuple[ScpTarget, ...] = ()
+    # Principals the deny does not apply to (aws:PrincipalArn, wildcards allowed), e.g. one
+    # account's root user kept for break-glass: arn:aws:iam::123456789012:root.
+    exempt_principal_arns: tuple[PrincipalArn, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _SCP_NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid policy name (1-128 of letters, digits and +=,.@_-)")
+        return v
+
+    @model_validator(mode="after")
+    def _targets(self) -> "DenyRootScpSettings":
+        if self.enabled and not self.targets:
+            raise ValueError("denyRootScp is enabled but has no targets (use [root] for the whole organization)")
+        dupes = sorted({t for t in self.targets if self.targets.count(t) > 1})
+        if dupes:
+            raise ValueError(f"duplicate targets: {', '.join(dupes)}")
+        return self
+
+
+class PreventionSettings(_Model):
+    central_root_access: CentralRootAccessSettings = CentralRootAccessSettings()
+    deny_root_scp: DenyRootScpSettings = DenyRootScpSettings()
+    # Output of `rootwatch audit --root-credentials --format json`: per-account root-credential
+    # evidence for the `compliance` output and `plan` (unset: every account is "unknown").
+    posture_file: str | None = Field(default=None, min_length=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.central_root_access.enabled or self.deny_root_scp.enabled
+
+
 class RootwatchSettings(BaseSettings):
     """The whole `rootwatch:` namespace. Config keys are the camelCase field names.
 
@@ -400,6 +477,8 @@ class RootwatchSettings(BaseSettings):
     # When set, only the accounts assigned to this shard are deployed (see `rootwatch shards`).
     shard: str | None = None
     shard_max_accounts: int = Field(default=200, ge=1)
+    # Organization-level prevention (management account): off by default.
+    prevention: PreventionSettings = PreventionSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -432,6 +511,13 @@ class RootwatchSettings(BaseSettings):
         missing = [lvl.value for lvl in ORDERED if lvl in reachable and not self.routes.get(lvl)]
         if missing:
             raise ValueError(f"routes: level(s) {', '.join(missing)} can be reached but have no subscription")
+        return self
+
+    @model_validator(mode="after")
+    def _prevention_needs_organization(self) -> "RootwatchSettings":
+        # Org-level resources deploy through the management account, which only discovery knows.
+        if self.prevention.enabled and self.accounts.source != "organization":
+            raise ValueError("prevention needs accounts.source 'organization' (the management account must be known)")
         return self
 
     def levels_for(self, baseline: Severity, account_id: str | None = None) -> list[Severity]:
