@@ -7,9 +7,11 @@ JSON output schema (``rootwatch.plan/v1``, see docs/plan.schema.json)::
 
     {"schema": "rootwatch.plan/v1", "stack": str,
      "accounts": [{"id", "name", "ou", "severity", "routes": {level: {protocol: n}},
-                   "resources": [{"type", "name"}], "compliance": {...} | null}],
+                   "resources": [{"type", "name"}], "compliance": {...} | null,
+                   "cost": {"monthlyUsd", "byService", "volume", "items"}}],
      "skipped": [{"id", "name", "reason"}],
-     "totals": {"accounts", "resources", "resourcesPerAccount", "policyComplianceScore"},
+     "totals": {"accounts", "resources", "resourcesPerAccount", "policyComplianceScore", "monthlyCostUsd"},
+     "cost": {"currency", "pricesChecked", "region", "regionPricesChecked", "trailMode", "assumptions"},
      "warnings": [str], "policy": {"violations": [...]} | null}
 """
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except pulumi.RunError as exc:
         raise RootwatchError(f"stack {name}: {exc}") from None
     violations = _policy(result) if args.policy else None
-    report = build_report(result, violations)
+    report = build_report(result, violations, org)
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -85,12 +87,45 @@ def _policy(result: Any) -> list[dict[str, Any]]:
     ]
 
 
-def build_report(result: Any, violations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def cost_report(result: Any, org: Any = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """({account id: its monthly cost}, the assumptions): counted from the planned resources.
+
+    Volumes come from the stack's ``cost`` settings; ``cost.overrides`` match accounts by id,
+    OU, tags or name, as severity rules do, so the org snapshot supplies OU paths and tags.
+    """
+    from rootwatch.core import snapshot
+    from rootwatch.program import cost, mockrun, organization
+    from rootwatch.program import settings as rw_settings
+
+    settings = rw_settings.load(result.config.values)
+    org = org or snapshot.load(mockrun.DEFAULT_SNAPSHOT)
+    known = {a.id: a for a in organization.program_scope(settings, org).accounts}
+    book = cost.load_prices()
+    region = settings.home_region
+    grouped = result.by_account()
+    per_account: dict[str, dict[str, Any]] = {}
+    for acct_id in result.outputs.get("accounts", {}):
+        account = known.get(acct_id) or organization.Account(acct_id, "")
+        volume = cost.volume_for(settings.cost, lambda m, a=account: organization.matches(m, a))
+        per_account[acct_id] = cost.estimate(cost.footprint(grouped.get(acct_id, [])), volume, region, book).to_json()
+    summary = {
+        "currency": "USD",
+        "pricesChecked": book.checked,
+        "region": region,
+        "regionPricesChecked": book.region_checked(region),
+        "trailMode": settings.trail.mode,
+        "assumptions": cost.assumptions(book, settings.cost),
+    }
+    return per_account, summary
+
+
+def build_report(result: Any, violations: list[dict[str, Any]] | None = None, org: Any = None) -> dict[str, Any]:
     """The plan as plain data: only names, types and counts (never config values or endpoints)."""
     outputs = result.outputs
     compliance = outputs.get("compliance") or {}
     per_account_compliance = compliance.get("accounts", {}) if isinstance(compliance, dict) else {}
     grouped = result.by_account()
+    costs, cost_summary = cost_report(result, org)
     accounts = []
     for acct_id, info in sorted(outputs.get("accounts", {}).items()):
         resources = [{"type": r.type, "name": r.name} for r in grouped.get(acct_id, [])]
@@ -103,6 +138,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
                 "routes": info.get("routes", {}),
                 "resources": resources,
                 "compliance": per_account_compliance.get(acct_id),
+                "cost": costs[acct_id],
             }
         )
     total = sum(len(a["resources"]) for a in accounts)
@@ -117,7 +153,9 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
             "resources": total,
             "resourcesPerAccount": round(total / len(accounts), 1) if accounts else 0,
             "policyComplianceScore": kpis.get("policyComplianceScore"),
+            "monthlyCostUsd": round(sum(c["monthlyUsd"] for c in costs.values()), 2),
         },
+        "cost": cost_summary,
         "warnings": list(result.warnings),
         "policy": {"violations": violations} if violations is not None else None,
     }
@@ -137,10 +175,34 @@ def _compliant_cell(c: dict[str, Any] | None) -> str:
     return "yes" if c.get("compliant") else "NO"
 
 
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def _render_cost(report: dict[str, Any], out: TextIO) -> None:
+    c, t = report["cost"], report["totals"]
+    n = t["accounts"]
+    per = t["monthlyCostUsd"] / n if n else 0.0
+    out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {n} accounts ({_usd(per)} per account), "
+              f"trail mode {c['trailMode']}, {c['region']} list prices\n")
+    if not c["regionPricesChecked"]:
+        out.write(f"  note: no {c['region']} prices on file; us-east-1 prices used\n")
+    services: dict[str, float] = {}
+    for a in report["accounts"]:
+        for svc, usd in a["cost"]["byService"].items():
+            services[svc] = services.get(svc, 0.0) + usd
+    shown = [f"{svc} {_usd(usd)}" for svc, usd in sorted(services.items(), key=lambda kv: -kv[1]) if usd >= 0.005]
+    out.write(f"  by service: {', '.join(shown) or '-'}\n")
+    out.write("  assumptions:\n")
+    for line in c["assumptions"]:
+        out.write(f"    - {line}\n")
+
+
 def render_text(report: dict[str, Any], out: TextIO) -> None:
-    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT")
+    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "COST/MONTH")
     rows = [
-        (a["id"], a["name"], a["ou"], a["severity"], str(len(a["resources"])), _routes_cell(a["routes"]), _compliant_cell(a["compliance"]))
+        (a["id"], a["name"], a["ou"], a["severity"], str(len(a["resources"])), _routes_cell(a["routes"]),
+         _compliant_cell(a["compliance"]), _usd(a["cost"]["monthlyUsd"]))
         for a in report["accounts"]
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -154,6 +216,7 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
     if t["policyComplianceScore"] is not None:
         out.write(f", policy compliance score {t['policyComplianceScore']}%")
     out.write("\n")
+    _render_cost(report, out)
     for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")):
         failing = [f"{name}: {chk.get('reason', '')}" for name, chk in c["compliance"].get("checks", {}).items() if not chk.get("ok")]
         out.write(f"  {c['id']} not compliant: {'; '.join(failing)}\n")

@@ -247,6 +247,31 @@ class SeveritySettings(_Model):
     rules: tuple[SeverityRule, ...] = ()
 
 
+class CostOverride(_Model):
+    """Volumes for the accounts a match selects (first match wins; unset fields keep the defaults)."""
+
+    match: AccountMatch
+    events_per_month: int | None = Field(default=None, ge=0)
+    bytes_per_event: int | None = Field(default=None, ge=100, le=262144)
+    has_trail: bool | None = None
+    alerts_per_month: int | None = Field(default=None, ge=0)
+
+
+class CostSettings(_Model):
+    """Volumes the cost estimate in `rootwatch plan` assumes (`rootwatch cost --measure` measures them)."""
+
+    # Management events (read and write) per account and month; 300,000 is AWS's CloudTrail Insights pricing example.
+    events_per_month: int = Field(default=300_000, ge=0)
+    # Average size of one CloudTrail record as CloudWatch Logs ingests it (IncomingBytes / IncomingLogEvents).
+    bytes_per_event: int = Field(default=1500, ge=100, le=262144)
+    # Another trail (organization, Control Tower or the account's own) already records the account's
+    # management events, so a rootwatch trail is a paid second copy. Most organizations have one.
+    has_trail: bool = True
+    # Root-activity alerts per account and month (the alarm should never fire; this prices the alert path).
+    alerts_per_month: int = Field(default=10, ge=0)
+    overrides: tuple[CostOverride, ...] = ()
+
+
 # Baseline key of a severity-matrix row that applies to every baseline not named.
 ANY_BASELINE = "*"
 _DEPLOYER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(sts|iam)::\d{12}:[\w+=,.@/-]+$")
@@ -400,6 +425,8 @@ class RootwatchSettings(BaseSettings):
     # When set, only the accounts assigned to this shard are deployed (see `rootwatch shards`).
     shard: str | None = None
     shard_max_accounts: int = Field(default=200, ge=1)
+    # Volumes behind the cost estimate of `rootwatch plan` (no resource depends on them).
+    cost: CostSettings = CostSettings()
 
     @classmethod
     def settings_customise_sources(
