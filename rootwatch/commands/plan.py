@@ -115,6 +115,7 @@ def cost_report(result: Any, org: Any = None) -> tuple[dict[str, dict[str, Any]]
         "regionPricesChecked": book.region_checked(region),
         "trailMode": settings.trail.mode,
         "assumptions": cost.assumptions(book, settings.cost),
+        "tradeOffs": cost.trade_offs(settings.trail.mode, settings.trail.log_group_name),
     }
     return per_account, summary
 
@@ -172,6 +173,8 @@ def _routes_cell(routes: dict[str, dict[str, int]]) -> str:
 def _compliant_cell(c: dict[str, Any] | None) -> str:
     if not c:
         return "n/a"
+    if c.get("status") == "organization-trail":
+        return "org-trail"  # trail.mode organization member: not compliant, by design (see the trade-offs)
     return "yes" if c.get("compliant") else "NO"
 
 
@@ -196,6 +199,9 @@ def _render_cost(report: dict[str, Any], out: TextIO) -> None:
     out.write("  assumptions:\n")
     for line in c["assumptions"]:
         out.write(f"    - {line}\n")
+    out.write(f"  trade-offs of trail mode {c['trailMode']}:\n")
+    for line in c["tradeOffs"]:
+        out.write(f"    - {line}\n")
 
 
 def render_text(report: dict[str, Any], out: TextIO) -> None:
@@ -217,7 +223,12 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
         out.write(f", policy compliance score {t['policyComplianceScore']}%")
     out.write("\n")
     _render_cost(report, out)
-    for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")):
+    organization = [a["id"] for a in report["accounts"] if (a["compliance"] or {}).get("status") == "organization-trail"]
+    if organization:
+        out.write(f"  {len(organization)} account(s) under the organization trail (org-trail): Security Hub "
+                  "evaluates CloudWatch.1 there as NO_DATA, so they are not counted compliant\n")
+    for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")
+              and a["compliance"].get("status") != "organization-trail"):
         failing = [f"{name}: {chk.get('reason', '')}" for name, chk in c["compliance"].get("checks", {}).items() if not chk.get("ok")]
         out.write(f"  {c['id']} not compliant: {'; '.join(failing)}\n")
     if report["skipped"]:

@@ -394,5 +394,27 @@ def assumptions(book: PriceBook | None = None, cost: Any = None) -> list[str]:
     ]
 
 
+def trade_offs(mode: str, log_group: str | None = None) -> list[str]:
+    """What each trail mode buys and gives up, in words (plan prints them)."""
+    if mode == "organization":
+        return [
+            "no member account gets a trail: no second copy of its events and no ingestion of its own",
+            "Security Hub evaluates CloudWatch.1 in member accounts as NO_DATA when the only trail is an organization "
+            "trail: members are reported as 'organization-trail', not compliant",
+            f"one CIS filter and alarm on the organization trail's log group {log_group!r} in its owner account alarm "
+            "on root use anywhere in the organization; the event's recipientAccountId and the member's real-time "
+            "alert name the account (EventBridge rules stay in every account; they receive the events the "
+            "organization trail records there)",
+            "assumes the organization trail already delivers to CloudWatch Logs (Control Tower's does); turning that "
+            "on for rootwatch ingests every account's events at the Standard rate in the owner account",
+        ]
+    if mode == "existing":
+        return [f"each account's own trail delivers to {log_group!r}: rootwatch adds the CIS filter, alarms and alert "
+                "path, no trail or ingestion of its own"]
+    return ["every account gets its own multi-region trail: CloudWatch.1 can pass in each account, at the price of a "
+            "paid second copy of every management event where another trail already records it "
+            "(trail.mode organization avoids that copy)"]
+
+
 def total(costs: Sequence[AccountCost]) -> float:
     return sum(c.total for c in costs)

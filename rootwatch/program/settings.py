@@ -191,13 +191,18 @@ class LifecycleSettings(_Model):
 
 
 class TrailSettings(_Model):
-    mode: Literal["managed", "existing"] = "managed"
+    # "organization": an organization trail already records every account; no member gets a trail
+    # of its own, and the CIS filter and alarm go once onto that trail's log group in its owner account.
+    mode: Literal["managed", "existing", "organization"] = "managed"
     name: str = Field(default="rootwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
-    # mode "existing": the log group the account's trail already delivers to.
+    # mode "existing": the log group the account's trail already delivers to; mode "organization": the
+    # organization trail's log group, Control Tower suffix included (`rootwatch cost --measure` shows it).
     log_group_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
     retention_days: int = 365
     kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
     lifecycle: LifecycleSettings = LifecycleSettings()
+    # mode "organization": the account that owns the organization trail's log group (default: the management account).
+    owner_account_id: AccountId | None = None
 
     @field_validator("retention_days")
     @classmethod
@@ -208,9 +213,17 @@ class TrailSettings(_Model):
 
     @model_validator(mode="after")
     def _existing_needs_group(self) -> "TrailSettings":
-        if self.mode == "existing" and not self.log_group_name:
-            raise ValueError("mode 'existing' needs trail.logGroupName")
+        if self.mode in ("existing", "organization") and not self.log_group_name:
+            raise ValueError(f"mode '{self.mode}' needs trail.logGroupName")
+        if self.owner_account_id and self.mode != "organization":
+            raise ValueError("trail.ownerAccountId is only used with mode 'organization'")
         return self
+
+    def owns_organization_trail(self, account_id: str, is_management: bool) -> bool:
+        """mode "organization": whether this account holds the organization trail's log group."""
+        if self.mode != "organization":
+            return False
+        return account_id == self.owner_account_id if self.owner_account_id else is_management
 
 
 class AlarmSettings(_Model):
