@@ -150,3 +150,90 @@ def test_plan_text_shows_the_cost_column_total_and_assumptions(capsys: pytest.Ca
     assert row[-1] == "$9.47"
     assert "Monthly cost: $75.76 USD for 8 accounts ($9.47 per account), trail mode managed" in out
     assert "CloudTrail $48.00" in out and "assumptions:" in out
+
+
+# --- trail.mode organization -----------------------------------------------------------
+
+ORG_GROUP = "aws-controltower/CloudTrailLogs-a1b2c3"
+ORG_TRAIL = {"rootwatch:trail": json.dumps({"mode": "organization", "logGroupName": ORG_GROUP})}
+
+
+@pytest.fixture(scope="module")
+def org_mode() -> mockrun.Run:
+    return mockrun.run("example", extra_config=ORG_TRAIL)
+
+
+def test_organization_mode_puts_the_cis_filter_once_on_the_owner_accounts_group(org_mode: mockrun.Run) -> None:
+    from rootwatch.detection.rule import CIS_PATTERN
+
+    grouped = org_mode.by_account()
+    assert not org_mode.by_type("aws:cloudtrail/trail:Trail")
+    assert not [g for g in org_mode.by_type("aws:cloudwatch/logGroup:LogGroup") if g.inputs["name"] == "/rootwatch/cloudtrail"]
+    (f,) = org_mode.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    assert f.inputs["logGroupName"] == ORG_GROUP and f.inputs["pattern"] == CIS_PATTERN
+    assert f in grouped["111111111111"]  # the management account owns the organization trail
+    root_alarms = [a for a in org_mode.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.inputs["name"] == "rootwatch-root-activity"]
+    assert len(root_alarms) == 1 and root_alarms[0] in grouped["111111111111"]
+    assert "an account of the organization" in root_alarms[0].inputs["alarmDescription"]
+    # Every account keeps its real-time rules (they name the account) and its alert topics.
+    for acct in ("111111111111", "222222222201", "222222222210"):
+        rules = [r for r in grouped[acct] if r.type == "aws:cloudwatch/eventRule:EventRule" and r.inputs["name"] == "rootwatch-root-activity"]
+        assert {r.inputs["region"] for r in rules} == {"us-east-1", "us-east-2", "us-west-2", "eu-west-1"}
+
+
+def test_organization_mode_members_get_their_own_status_not_compliant(org_mode: mockrun.Run) -> None:
+    doc = org_mode.outputs["compliance"]
+    member = doc["accounts"]["222222222201"]
+    assert member["status"] == "organization-trail" and member["compliant"] is False
+    assert {k: c["status"] for k, c in member["checks"].items()} == {
+        "trail": "organization-trail", "metricFilter": "organization-trail", "alarm": "organization-trail",
+        "topic": "organization-trail", "realtime": "pass"}
+    assert "NO_DATA" in member["checks"]["trail"]["reason"] and ORG_GROUP in member["checks"]["trail"]["reason"]
+    owner = doc["accounts"]["111111111111"]
+    assert owner["status"] == "compliant", owner
+    assert doc["kpis"]["accountsOrganizationTrail"] == 7 and doc["kpis"]["accountsCompliant"] == 1
+    assert doc["kpis"]["policyComplianceScore"] == 12.5
+
+
+def test_organization_mode_costs_no_trail_and_no_ingestion(org_mode: mockrun.Run) -> None:
+    grouped = org_mode.by_account()
+    vol = cost.Volume(3_000_000, 1500, True, 10)
+    member = cost.estimate(cost.footprint(grouped["222222222201"]), vol, "us-east-1")
+    owner = cost.estimate(cost.footprint(grouped["111111111111"]), vol, "us-east-1")
+    # Member: KMS key $1.00 + DLQ alarm $0.10 (+ alert path cents); owner: + the CIS alarm $0.10.
+    assert member.total == pytest.approx(1.10, abs=0.005) and owner.total == pytest.approx(1.20, abs=0.01)
+    assert {"CloudTrail", "CloudWatch Logs", "S3"}.isdisjoint(member.by_service())
+
+
+def test_organization_mode_owner_can_be_another_account() -> None:
+    config = {"rootwatch:trail": json.dumps({"mode": "organization", "logGroupName": ORG_GROUP,
+                                             "ownerAccountId": "222222222202"})}
+    run = mockrun.run("example", extra_config=config)
+    (f,) = run.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    assert f in run.by_account()["222222222202"]
+    assert run.outputs["compliance"]["accounts"]["111111111111"]["status"] == "organization-trail"
+
+
+@pytest.mark.parametrize("trail, words", [
+    ({"mode": "organization"}, "mode 'organization' needs trail.logGroupName"),
+    ({"mode": "managed", "ownerAccountId": "222222222202"}, "trail.ownerAccountId is only used with mode 'organization'"),
+])
+def test_organization_mode_settings_are_validated(trail: dict[str, str], words: str) -> None:
+    base = mockrun.load_stack_config("example").values
+    with pytest.raises(ConfigError, match=words):
+        rw_settings.load({**base, "rootwatch:trail": json.dumps(trail)})
+
+
+def test_plan_in_organization_mode_states_the_trade_off(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOTWATCH_TRAIL", json.dumps({"mode": "organization", "logGroupName": ORG_GROUP}))
+    assert main(["plan"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("222222222201")).split()
+    assert row[-2:] == ["org-trail", "$1.10"]
+    assert "Monthly cost: $8.90 USD for 8 accounts" in out and "trail mode organization" in out
+    assert "Security Hub evaluates CloudWatch.1 in member accounts as NO_DATA" in out
+    assert main(["plan", "--format", "json", "--policy"]) == 0  # members are no violations
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, SCHEMA)
+    assert report["cost"]["trailMode"] == "organization" and report["policy"]["violations"] == []
+    assert any("NO_DATA" in t for t in report["cost"]["tradeOffs"])
