@@ -182,6 +182,9 @@ def test_organization_mode_puts_the_cis_filter_once_on_the_owner_accounts_group(
 
 
 def test_organization_mode_members_get_their_own_status_not_compliant(org_mode: mockrun.Run) -> None:
+    exported = org_mode.outputs["accounts"]
+    assert exported["222222222201"]["alarmArn"] is None and exported["222222222201"]["metricFilterName"] is None
+    assert exported["111111111111"]["metricFilterName"] == "rootwatch-root-usage"
     doc = org_mode.outputs["compliance"]
     member = doc["accounts"]["222222222201"]
     assert member["status"] == "organization-trail" and member["compliant"] is False
@@ -237,3 +240,10 @@ def test_plan_in_organization_mode_states_the_trade_off(capsys: pytest.CaptureFi
     jsonschema.validate(report, SCHEMA)
     assert report["cost"]["trailMode"] == "organization" and report["policy"]["violations"] == []
     assert any("NO_DATA" in t for t in report["cost"]["tradeOffs"])
+
+
+def test_a_home_region_without_prices_on_file_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOTWATCH_HOME_REGION", "eu-west-1")
+    assert main(["plan"]) == 0
+    out = capsys.readouterr().out
+    assert "trail mode managed, us-east-1 list prices (no eu-west-1 prices on file)" in out

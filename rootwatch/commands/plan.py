@@ -186,10 +186,10 @@ def _render_cost(report: dict[str, Any], out: TextIO) -> None:
     c, t = report["cost"], report["totals"]
     n = t["accounts"]
     per = t["monthlyCostUsd"] / n if n else 0.0
+    prices = f"{c['region']} list prices" if c["regionPricesChecked"] else \
+        f"us-east-1 list prices (no {c['region']} prices on file)"
     out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {n} accounts ({_usd(per)} per account), "
-              f"trail mode {c['trailMode']}, {c['region']} list prices\n")
-    if not c["regionPricesChecked"]:
-        out.write(f"  note: no {c['region']} prices on file; us-east-1 prices used\n")
+              f"trail mode {c['trailMode']}, {prices}\n")
     services: dict[str, float] = {}
     for a in report["accounts"]:
         for svc, usd in a["cost"]["byService"].items():

@@ -166,8 +166,9 @@ class RootActivityMonitor(pulumi.ComponentResource):
         if s.trail.mode == "organization" and not s.trail.owns_organization_trail(acct, args.account.is_management):
             # A member: the organization trail records it, the CIS filter and alarm live in the owner account,
             # and its own events reach its real-time rules (which attribute them to the account).
-            self.metric_filter_name = pulumi.Output.from_input("")
-            self.alarm_arn = pulumi.Output.from_input("")
+            # No filter or alarm of its own: exported as null.
+            self.metric_filter_name = pulumi.Output.from_input(None)  # type: ignore[arg-type]
+            self.alarm_arn = pulumi.Output.from_input(None)  # type: ignore[arg-type]
             self._finish(name, args, alerts, child)
             return
         metric_filter = aws.cloudwatch.LogMetricFilter(
