@@ -87,7 +87,7 @@ def _policy(result: Any) -> list[dict[str, Any]]:
     ]
 
 
-def cost_report(result: Any, org: Any = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """({account id: its monthly cost}, the assumptions): counted from the planned resources.
 
     Volumes come from the stack's ``cost`` settings; ``cost.overrides`` match accounts by id,
@@ -102,7 +102,7 @@ def cost_report(result: Any, org: Any = None) -> tuple[dict[str, dict[str, Any]]
     known = {a.id: a for a in organization.program_scope(settings, org).accounts}
     book = cost.load_prices()
     region = settings.home_region
-    grouped = result.by_account()
+    grouped = grouped if grouped is not None else result.by_account()
     per_account: dict[str, dict[str, Any]] = {}
     for acct_id in result.outputs.get("accounts", {}):
         account = known.get(acct_id) or organization.Account(acct_id, "")
@@ -126,7 +126,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
     compliance = outputs.get("compliance") or {}
     per_account_compliance = compliance.get("accounts", {}) if isinstance(compliance, dict) else {}
     grouped = result.by_account()
-    costs, cost_summary = cost_report(result, org)
+    costs, cost_summary = cost_report(result, org, grouped)
     accounts = []
     for acct_id, info in sorted(outputs.get("accounts", {}).items()):
         resources = [{"type": r.type, "name": r.name} for r in grouped.get(acct_id, [])]
