@@ -15,7 +15,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from awsfixtures import MGMT, REGION, FaultInjector, aws_env, create_member_accounts, moto_server, run_cli, session_for
+from awsfixtures import (
+    MGMT,
+    REGION,
+    FaultInjector,
+    aws_env,
+    create_member_accounts,
+    moto_server,
+    run_cli,
+    session_for,
+)
 
 from rootwatch.commands import cost as cost_cmd
 
@@ -146,6 +155,7 @@ def test_a_stopped_organization_trail_does_not_count(org: Any, capsys: pytest.Ca
         code, out, _ = measure(org, capsys, monkeypatch, "--format", "json")
     finally:
         ct.start_logging(Name="aws-controltower-BaselineCloudTrail")
+    assert code == 1
     rows = {r["name"]: r for r in json.loads(out)["accounts"]}
     assert rows["org-only"]["hasTrail"] is False  # a rootwatch trail there would be the free first copy
     assert rows["own-trail"]["hasTrail"] is True

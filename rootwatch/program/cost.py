@@ -280,11 +280,10 @@ def s3_stored_gb(monthly_gb: float, glacier_after_days: int, expire_after_days: 
 def estimate(fp: Footprint, vol: Volume, region: str, book: PriceBook | None = None) -> AccountCost:
     """The monthly cost of one account's planned resources at these volumes (steady state)."""
     book = book or load_prices()
-    p = lambda key: book.price(key, region)  # noqa: E731 - local shorthand
     items: list[LineItem] = []
 
     def add(service: str, item: str, quantity: float, key: str) -> None:
-        price = p(key)
+        price = book.price(key, region)
         items.append(LineItem(service, item, quantity, price.unit, price.of(quantity), key))
 
     events = vol.events_per_month
