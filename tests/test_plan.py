@@ -29,7 +29,8 @@ def test_text_plan_lists_every_account_with_severity_routes_and_resources(capsys
     lines = out.splitlines()
     assert lines[0] == "Stack example: 8 accounts"
     header = next(line for line in lines if line.startswith("ACCOUNT"))
-    assert header.split() == ["ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "POSTURE"]
+    assert header.split() == ["ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "COST/MONTH",
+                              "POSTURE"]
     row = next(line for line in lines if line.startswith("222222222201")).split()
     assert row[:4] == ["222222222201", "payments-prod", "payments", "critical"]
     assert "email:1" in row and "https:1" in row

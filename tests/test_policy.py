@@ -143,7 +143,7 @@ def test_thresholds_default_in_code() -> None:
     req = policy.requirements_from(None)
     assert (req.min_retention_days, req.max_alarm_period_seconds, req.required_regions) == (365, 300, None)
     assert policy.DEFAULTS == {"minRetentionDays": 365, "maxAlarmPeriodSeconds": 300, "requiredRegions": [],
-                               "existingLogGroupName": None}
+                               "existingLogGroupName": None, "organizationLogGroupName": None}
 
 
 def test_thresholds_from_config(resources: list[PolicyInput]) -> None:
@@ -206,7 +206,8 @@ def test_policies_are_built_with_levels_and_config_schemas() -> None:
     assert built[policy.COMPLETE_CHAIN].enforcement_level == EnforcementLevel.MANDATORY
     assert built[policy.VERIFY_AFTER_DEPLOY].enforcement_level == EnforcementLevel.ADVISORY
     schema = built[policy.COMPLETE_CHAIN].config_schema.properties
-    assert set(schema) == {"minRetentionDays", "maxAlarmPeriodSeconds", "requiredRegions", "existingLogGroupName"}
+    assert set(schema) == {"minRetentionDays", "maxAlarmPeriodSeconds", "requiredRegions", "existingLogGroupName",
+                           "organizationLogGroupName"}
     assert schema["maxAlarmPeriodSeconds"]["default"] == 300
     assert set(built[policy.ALARM].config_schema.properties) == {"maxAlarmPeriodSeconds"}
 

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rootwatch.commands.plan",
     "rootwatch.commands.org",
     "rootwatch.commands.audit",
+    "rootwatch.commands.cost",
     "rootwatch.commands.drill",
     "rootwatch.commands.replay",
     "rootwatch.commands.policycheck",

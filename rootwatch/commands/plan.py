@@ -7,9 +7,11 @@ JSON output schema (``rootwatch.plan/v1``, see docs/plan.schema.json)::
 
     {"schema": "rootwatch.plan/v1", "stack": str,
      "accounts": [{"id", "name", "ou", "severity", "routes": {level: {protocol: n}},
-                   "resources": [{"type", "name"}], "compliance": {...} | null}],
+                   "resources": [{"type", "name"}], "compliance": {...} | null,
+                   "cost": {"monthlyUsd", "byService", "volume", "items"}}],
      "skipped": [{"id", "name", "reason"}],
-     "totals": {"accounts", "resources", "resourcesPerAccount", "policyComplianceScore"},
+     "totals": {"accounts", "resources", "resourcesPerAccount", "policyComplianceScore", "monthlyCostUsd"},
+     "cost": {"currency", "pricesChecked", "region", "regionPricesChecked", "trailMode", "assumptions"},
      "warnings": [str], "policy": {"violations": [...]} | null}
 """
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except pulumi.RunError as exc:
         raise RootwatchError(f"stack {name}: {exc}") from None
     violations = _policy(result) if args.policy else None
-    report = build_report(result, violations)
+    report = build_report(result, violations, org)
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -85,12 +87,46 @@ def _policy(result: Any) -> list[dict[str, Any]]:
     ]
 
 
-def build_report(result: Any, violations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """({account id: its monthly cost}, the assumptions): counted from the planned resources.
+
+    Volumes come from the stack's ``cost`` settings; ``cost.overrides`` match accounts by id,
+    OU, tags or name, as severity rules do, so the org snapshot supplies OU paths and tags.
+    """
+    from rootwatch.core import snapshot
+    from rootwatch.program import cost, mockrun, organization
+    from rootwatch.program import settings as rw_settings
+
+    settings = rw_settings.load(result.config.values)
+    org = org or snapshot.load(mockrun.DEFAULT_SNAPSHOT)
+    known = {a.id: a for a in organization.program_scope(settings, org).accounts}
+    book = cost.load_prices()
+    region = settings.home_region
+    grouped = grouped if grouped is not None else result.by_account()
+    per_account: dict[str, dict[str, Any]] = {}
+    for acct_id in result.outputs.get("accounts", {}):
+        account = known.get(acct_id) or organization.Account(acct_id, "")
+        volume = cost.volume_for(settings.cost, lambda m, a=account: organization.matches(m, a))
+        per_account[acct_id] = cost.estimate(cost.footprint(grouped.get(acct_id, [])), volume, region, book).to_json()
+    summary = {
+        "currency": "USD",
+        "pricesChecked": book.checked,
+        "region": region,
+        "regionPricesChecked": book.region_checked(region),
+        "trailMode": settings.trail.mode,
+        "assumptions": cost.assumptions(book, settings.cost),
+        "tradeOffs": cost.trade_offs(settings.trail.mode, settings.trail.log_group_name),
+    }
+    return per_account, summary
+
+
+def build_report(result: Any, violations: list[dict[str, Any]] | None = None, org: Any = None) -> dict[str, Any]:
     """The plan as plain data: only names, types and counts (never config values or endpoints)."""
     outputs = result.outputs
     compliance = outputs.get("compliance") or {}
     per_account_compliance = compliance.get("accounts", {}) if isinstance(compliance, dict) else {}
     grouped = result.by_account()
+    costs, cost_summary = cost_report(result, org, grouped)
     accounts = []
     for acct_id, info in sorted(outputs.get("accounts", {}).items()):
         resources = [{"type": r.type, "name": r.name} for r in grouped.get(acct_id, [])]
@@ -104,6 +140,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
                 "resources": resources,
                 "compliance": per_account_compliance.get(acct_id),
                 "posture": (per_account_compliance.get(acct_id) or {}).get("prevention"),
+                "cost": costs[acct_id],
             }
         )
     total = sum(len(a["resources"]) for a in accounts)
@@ -118,7 +155,9 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None) ->
             "resources": total,
             "resourcesPerAccount": round(total / len(accounts), 1) if accounts else 0,
             "policyComplianceScore": kpis.get("policyComplianceScore"),
+            "monthlyCostUsd": round(sum(c["monthlyUsd"] for c in costs.values()), 2),
         },
+        "cost": cost_summary,
         "warnings": list(result.warnings),
         "policy": {"violations": violations} if violations is not None else None,
         "organization": _organization(compliance, grouped.get("", [])),
@@ -150,6 +189,8 @@ def _routes_cell(routes: dict[str, dict[str, int]]) -> str:
 def _compliant_cell(c: dict[str, Any] | None) -> str:
     if not c:
         return "n/a"
+    if c.get("status") == "organization-trail":
+        return "org-trail"  # trail.mode organization member: not compliant, by design (see the trade-offs)
     return "yes" if c.get("compliant") else "NO"
 
 
@@ -161,11 +202,37 @@ def _posture_cell(p: dict[str, Any] | None) -> str:
     return f"root:{p.get('rootCredentials', 'unknown')} scp:{scp}"
 
 
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def _render_cost(report: dict[str, Any], out: TextIO) -> None:
+    c, t = report["cost"], report["totals"]
+    n = t["accounts"]
+    per = t["monthlyCostUsd"] / n if n else 0.0
+    prices = f"{c['region']} list prices" if c["regionPricesChecked"] else \
+        f"us-east-1 list prices (no {c['region']} prices on file)"
+    out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {n} accounts ({_usd(per)} per account), "
+              f"trail mode {c['trailMode']}, {prices}\n")
+    services: dict[str, float] = {}
+    for a in report["accounts"]:
+        for svc, usd in a["cost"]["byService"].items():
+            services[svc] = services.get(svc, 0.0) + usd
+    shown = [f"{svc} {_usd(usd)}" for svc, usd in sorted(services.items(), key=lambda kv: -kv[1]) if usd >= 0.005]
+    out.write(f"  by service: {', '.join(shown) or '-'}\n")
+    out.write("  assumptions:\n")
+    for line in c["assumptions"]:
+        out.write(f"    - {line}\n")
+    out.write(f"  trade-offs of trail mode {c['trailMode']}:\n")
+    for line in c["tradeOffs"]:
+        out.write(f"    - {line}\n")
+
+
 def render_text(report: dict[str, Any], out: TextIO) -> None:
-    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "POSTURE")
+    headers = ("ACCOUNT", "NAME", "OU", "SEVERITY", "RESOURCES", "ROUTES", "COMPLIANT", "COST/MONTH", "POSTURE")
     rows = [
         (a["id"], a["name"], a["ou"], a["severity"], str(len(a["resources"])), _routes_cell(a["routes"]),
-         _compliant_cell(a["compliance"]), _posture_cell(a.get("posture")))
+         _compliant_cell(a["compliance"]), _usd(a["cost"]["monthlyUsd"]), _posture_cell(a.get("posture")))
         for a in report["accounts"]
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -179,7 +246,13 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
     if t["policyComplianceScore"] is not None:
         out.write(f", policy compliance score {t['policyComplianceScore']}%")
     out.write("\n")
-    for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")):
+    _render_cost(report, out)
+    organization = [a["id"] for a in report["accounts"] if (a["compliance"] or {}).get("status") == "organization-trail"]
+    if organization:
+        out.write(f"  {len(organization)} account(s) under the organization trail (org-trail): Security Hub "
+                  "evaluates CloudWatch.1 there as NO_DATA, so they are not counted compliant\n")
+    for c in (a for a in report["accounts"] if a["compliance"] and not a["compliance"].get("compliant")
+              and a["compliance"].get("status") != "organization-trail"):
         failing = [f"{name}: {chk.get('reason', '')}" for name, chk in c["compliance"].get("checks", {}).items() if not chk.get("ok")]
         out.write(f"  {c['id']} not compliant: {'; '.join(failing)}\n")
     _render_organization(report.get("organization"), out)

@@ -20,6 +20,7 @@ from rootwatch.compliance.model import (
     LOG_GROUP_TYPE,
     METRIC_FILTER,
     METRIC_FILTER_TYPE,
+    ORGANIZATION_TRAIL,
     PASS,
     PENDING,
     REALTIME,
@@ -109,6 +110,8 @@ def _pick(scored: list[tuple[PolicyInput, Problems]]) -> tuple[PolicyInput, Prob
 
 def check_trail(acct: AccountResources, idx: ResourceIndex, req: Requirements) -> tuple[CheckResult, list[_LogGroupRef]]:
     trails = acct.of(TRAIL_TYPE)
+    if not trails and req.organization_log_group:
+        return check_organization_trail(acct, req.organization_log_group)
     if not trails:
         if req.existing_log_group:
             return (
@@ -140,6 +143,28 @@ def check_trail(acct: AccountResources, idx: ResourceIndex, req: Requirements) -
         return CheckResult(TRAIL, PASS, f"{label} is multi-region and validated, logs read and write management "
                            f"events and delivers to CloudWatch Logs ({where})", best.urn), groups
     return CheckResult(TRAIL, problems.status, f"{label}: {problems.text()}", best.urn), groups
+
+
+ORGANIZATION_MEMBER_REASON = ("the organization trail records this account; the CIS filter and alarm are on that "
+                              "trail's log group {group!r} in its owner account, so Security Hub evaluates "
+                              "CloudWatch.1 here as NO_DATA (trail.mode organization)")
+
+
+def check_organization_trail(acct: AccountResources, group: str) -> tuple[CheckResult, list[_LogGroupRef]]:
+    """trail.mode organization: the owner account (a filter on the trail's group) is checked like mode existing."""
+    if any(known_str(f.props.get("logGroupName")) == group for f in acct.of(METRIC_FILTER_TYPE)):
+        return (CheckResult(TRAIL, PASS, f"organization trail managed outside this stack: its log group {group!r} "
+                            "is in this account and checked below (trail.mode organization)"),
+                [_LogGroupRef(group, _log_group_named(acct, group))])
+    return CheckResult(TRAIL, ORGANIZATION_TRAIL, ORGANIZATION_MEMBER_REASON.format(group=group)), []
+
+
+def organization_member(trail: CheckResult, checks: Sequence[CheckResult]) -> list[CheckResult]:
+    """A member under an organization trail has no filter, alarm or alarm topic of its own: that is the
+    mode's trade-off, reported as its own status rather than as failures (or as compliant)."""
+    if trail.status != ORGANIZATION_TRAIL:
+        return list(checks)
+    return [CheckResult(c.check, ORGANIZATION_TRAIL, trail.reason) if c.status == FAIL else c for c in checks]
 
 
 def _log_group_named(acct: AccountResources, name: str) -> PolicyInput | None:

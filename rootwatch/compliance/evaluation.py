@@ -16,10 +16,12 @@ from rootwatch.compliance.checks import (
     check_realtime,
     check_topic,
     check_trail,
+    organization_member,
 )
 from rootwatch.compliance.model import (
     CHECKS,
     FAIL,
+    ORGANIZATION_TRAIL,
     SCHEMA,
     SUBSCRIPTION_TYPE,
     AccountVerdict,
@@ -50,6 +52,7 @@ def evaluate(
         metric_filter, filters = check_filter(acct, idx, groups)
         alarm, alarm_res = check_alarm(acct, filters, requirements)
         topic = check_topic(acct, idx, alarm_res, subs)
+        metric_filter, alarm, topic = organization_member(trail, (metric_filter, alarm, topic))
         realtime = check_realtime(acct, requirements)
         checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime)}
         verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks)
@@ -89,6 +92,7 @@ def summarize(
         accounts[acct_id] = doc
     compliant = sum(1 for a in accounts.values() if a["compliant"])
     pending = sum(1 for a in accounts.values() if a["status"] == "pending")
+    organization = sum(1 for a in accounts.values() if a["status"] == ORGANIZATION_TRAIL)
     return {
         "schema": SCHEMA,
         "accounts": accounts,
@@ -96,6 +100,8 @@ def summarize(
             "accountsInScope": len(ids),
             "accountsCompliant": compliant,
             "accountsPending": pending,
+            # trail.mode organization members: not compliant (CloudWatch.1 is NO_DATA there), not failing either.
+            "accountsOrganizationTrail": organization,
             # Percent of in-scope accounts with every check passing; null with no accounts.
             "policyComplianceScore": round(100 * compliant / len(ids), 1) if ids else None,
             "skippedAccounts": [dict(s) for s in skipped],

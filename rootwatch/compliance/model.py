@@ -16,6 +16,9 @@ TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME = "trail", "metricFilter", "alarm",
 CHECKS: tuple[str, ...] = (TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME)
 
 PASS, FAIL, PENDING, SKIPPED = "pass", "fail", "pending", "skipped"
+# trail.mode "organization", member account: the organization trail records it and the CIS filter and alarm
+# are in the trail's owner account, so Security Hub evaluates CloudWatch.1 here as NO_DATA. Not compliant.
+ORGANIZATION_TRAIL = "organization-trail"
 
 PROVIDER_TYPE = "pulumi:providers:aws"
 TRAIL_TYPE = "aws:cloudtrail/trail:Trail"
@@ -101,6 +104,8 @@ class Requirements:
     realtime_note: str = "no real-time regions are required (requiredRegions is empty)"
     # trail.mode "existing": the log group the account's own trail delivers to.
     existing_log_group: str | None = None
+    # trail.mode "organization": the organization trail's log group (in its owner account).
+    organization_log_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,8 @@ class AccountVerdict:
             return "compliant"
         if any(c.status == FAIL for c in self.checks.values()):
             return "noncompliant"
+        if any(c.status == ORGANIZATION_TRAIL for c in self.checks.values()):
+            return ORGANIZATION_TRAIL
         return "pending"
 
     def failures(self) -> list[CheckResult]:

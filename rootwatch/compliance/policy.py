@@ -51,11 +51,13 @@ MIN_RETENTION_DAYS = "minRetentionDays"
 MAX_ALARM_PERIOD = "maxAlarmPeriodSeconds"
 REQUIRED_REGIONS = "requiredRegions"
 EXISTING_LOG_GROUP = "existingLogGroupName"
+ORGANIZATION_LOG_GROUP = "organizationLogGroupName"
 DEFAULTS: dict[str, Any] = {
     MIN_RETENTION_DAYS: compliance.DEFAULT_MIN_RETENTION_DAYS,
     MAX_ALARM_PERIOD: compliance.DEFAULT_MAX_ALARM_PERIOD_SECONDS,
     REQUIRED_REGIONS: [],
     EXISTING_LOG_GROUP: None,
+    ORGANIZATION_LOG_GROUP: None,
 }
 CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     MIN_RETENTION_DAYS: {
@@ -74,8 +76,13 @@ CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
         "type": "string",
         "description": "For accounts whose trail is managed elsewhere: the log group it delivers to.",
     },
+    ORGANIZATION_LOG_GROUP: {
+        "type": "string",
+        "description": "trail.mode organization: the organization trail's log group; members without a chain of "
+                       "their own get status organization-trail (not compliant, not a violation).",
+    },
 }
-_STACK_KEYS = (MIN_RETENTION_DAYS, MAX_ALARM_PERIOD, REQUIRED_REGIONS, EXISTING_LOG_GROUP)
+_STACK_KEYS = (MIN_RETENTION_DAYS, MAX_ALARM_PERIOD, REQUIRED_REGIONS, EXISTING_LOG_GROUP, ORGANIZATION_LOG_GROUP)
 
 
 @dataclass(frozen=True)
@@ -225,11 +232,15 @@ def requirements_from(props: Mapping[str, Any] | None) -> Requirements:
     existing = values[EXISTING_LOG_GROUP]
     if existing is not None and not isinstance(existing, str):
         raise _config_error(f"{EXISTING_LOG_GROUP} must be a string, not {existing!r}")
+    organization = values[ORGANIZATION_LOG_GROUP]
+    if organization is not None and not isinstance(organization, str):
+        raise _config_error(f"{ORGANIZATION_LOG_GROUP} must be a string, not {organization!r}")
     return Requirements(
         min_retention_days=int(values[MIN_RETENTION_DAYS]),
         max_alarm_period_seconds=int(values[MAX_ALARM_PERIOD]),
         required_regions=tuple(regions) or None,
         existing_log_group=existing or None,
+        organization_log_group=organization or None,
     )
 
 
@@ -289,6 +300,8 @@ def config_for(req: Requirements) -> dict[str, Any]:
         chain[REQUIRED_REGIONS] = list(req.required_regions)
     if req.existing_log_group:
         chain[EXISTING_LOG_GROUP] = req.existing_log_group
+    if req.organization_log_group:
+        chain[ORGANIZATION_LOG_GROUP] = req.organization_log_group
     return {COMPLETE_CHAIN: chain, VERIFY_AFTER_DEPLOY: dict(chain)} if chain else {}
 
 

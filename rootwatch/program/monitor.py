@@ -98,8 +98,15 @@ def trail_role_policy(account_id: str, region: str, group: str) -> dict[str, Any
     }
 
 
-def alarm_description(account: Account, runbook_url: str | None) -> str:
-    text = f"rootwatch: root user activity in account {account.name} ({account.id})."
+def alarm_description(account: Account, runbook_url: str | None, organization_group: str | None = None) -> str:
+    if organization_group:
+        # One alarm for the whole organization: the event names the account (recipientAccountId), and the
+        # account's real-time alert says which one.
+        text = (f"rootwatch: root user activity in an account of the organization (organization trail log group "
+                f"{organization_group} in account {account.name} ({account.id})); the event's recipientAccountId "
+                "and the real-time alert name the account.")
+    else:
+        text = f"rootwatch: root user activity in account {account.name} ({account.id})."
     if runbook_url:
         text += f" Runbook: {runbook_url}"
     return text
@@ -151,10 +158,19 @@ class RootActivityMonitor(pulumi.ComponentResource):
             self.trail_arn = trail.arn
             self.log_group_name = log_group.name
         else:
+            # "existing": the account's own trail; "organization": the organization trail's group.
             group_name = s.trail.log_group_name or ""
             self.trail_arn = None
             self.log_group_name = pulumi.Output.from_input(group_name)
 
+        if s.trail.mode == "organization" and not s.trail.owns_organization_trail(acct, args.account.is_management):
+            # A member: the organization trail records it, the CIS filter and alarm live in the owner account,
+            # and its own events reach its real-time rules (which attribute them to the account).
+            # No filter or alarm of its own: exported as null.
+            self.metric_filter_name = pulumi.Output.from_input(None)  # type: ignore[arg-type]
+            self.alarm_arn = pulumi.Output.from_input(None)  # type: ignore[arg-type]
+            self._finish(name, args, alerts, child)
+            return
         metric_filter = aws.cloudwatch.LogMetricFilter(
             f"{name}-metric-filter",
             name=METRIC_FILTER_NAME,
@@ -170,7 +186,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-alarm",
             name=ALARM_NAME,
-            alarm_description=alarm_description(args.account, s.runbook_url),
+            alarm_description=alarm_description(
+                args.account, s.runbook_url, s.trail.log_group_name if s.trail.mode == "organization" else None),
             namespace=s.alarm.namespace,
             metric_name=detection.CIS_METRIC_NAME,
             statistic="Sum",
@@ -186,10 +203,14 @@ class RootActivityMonitor(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[metric_filter]),
         )
-        # EventBridge in every region -> formatter -> the severity's route (rootwatch.program.realtime).
-        self.realtime = realtime.create_realtime(self, name, args, alerts, child) if s.realtime.enabled else None
         self.metric_filter_name = metric_filter.name
         self.alarm_arn = alarm.arn
+        self._finish(name, args, alerts, child)
+
+    def _finish(self, name: str, args: RootActivityMonitorArgs, alerts: Any, child: pulumi.ResourceOptions) -> None:
+        s = args.settings
+        # EventBridge in every region -> formatter -> the severity's route (rootwatch.program.realtime).
+        self.realtime = realtime.create_realtime(self, name, args, alerts, child) if s.realtime.enabled else None
         self.topic_arns = {lvl: t.arn for lvl, t in alerts.topics.items()}
         self.register_outputs(
             {

@@ -186,4 +186,6 @@ def requirements_for(settings: RootwatchSettings) -> compliance.Requirements:
     if settings.realtime.enabled:
         regions, note = tuple(realtime.regions_for(settings)), ""
     existing = settings.trail.log_group_name if settings.trail.mode == "existing" else None
-    return compliance.Requirements(required_regions=regions, realtime_note=note, existing_log_group=existing)
+    organization = settings.trail.log_group_name if settings.trail.mode == "organization" else None
+    return compliance.Requirements(required_regions=regions, realtime_note=note, existing_log_group=existing,
+                                   organization_log_group=organization)

@@ -191,13 +191,18 @@ class LifecycleSettings(_Model):
 
 
 class TrailSettings(_Model):
-    mode: Literal["managed", "existing"] = "managed"
+    # "organization": an organization trail already records every account; no member gets a trail
+    # of its own, and the CIS filter and alarm go once onto that trail's log group in its owner account.
+    mode: Literal["managed", "existing", "organization"] = "managed"
     name: str = Field(default="rootwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
-    # mode "existing": the log group the account's trail already delivers to.
+    # mode "existing": the log group the account's trail already delivers to; mode "organization": the
+    # organization trail's log group, Control Tower suffix included (`rootwatch cost --measure` shows it).
     log_group_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
     retention_days: int = 365
     kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
     lifecycle: LifecycleSettings = LifecycleSettings()
+    # mode "organization": the account that owns the organization trail's log group (default: the management account).
+    owner_account_id: AccountId | None = None
 
     @field_validator("retention_days")
     @classmethod
@@ -208,9 +213,17 @@ class TrailSettings(_Model):
 
     @model_validator(mode="after")
     def _existing_needs_group(self) -> "TrailSettings":
-        if self.mode == "existing" and not self.log_group_name:
-            raise ValueError("mode 'existing' needs trail.logGroupName")
+        if self.mode in ("existing", "organization") and not self.log_group_name:
+            raise ValueError(f"mode '{self.mode}' needs trail.logGroupName")
+        if self.owner_account_id and self.mode != "organization":
+            raise ValueError("trail.ownerAccountId is only used with mode 'organization'")
         return self
+
+    def owns_organization_trail(self, account_id: str, is_management: bool) -> bool:
+        """mode "organization": whether this account holds the organization trail's log group."""
+        if self.mode != "organization":
+            return False
+        return account_id == self.owner_account_id if self.owner_account_id else is_management
 
 
 class AlarmSettings(_Model):
@@ -245,6 +258,31 @@ class SeverityRule(_Model):
 class SeveritySettings(_Model):
     default: Severity = Severity.HIGH
     rules: tuple[SeverityRule, ...] = ()
+
+
+class CostOverride(_Model):
+    """Volumes for the accounts a match selects (first match wins; unset fields keep the defaults)."""
+
+    match: AccountMatch
+    events_per_month: int | None = Field(default=None, ge=0)
+    bytes_per_event: int | None = Field(default=None, ge=100, le=262144)
+    has_trail: bool | None = None
+    alerts_per_month: int | None = Field(default=None, ge=0)
+
+
+class CostSettings(_Model):
+    """Volumes the cost estimate in `rootwatch plan` assumes (`rootwatch cost --measure` measures them)."""
+
+    # Management events (read and write) per account and month; 300,000 is AWS's CloudTrail Insights pricing example.
+    events_per_month: int = Field(default=300_000, ge=0)
+    # Average size of one CloudTrail record as CloudWatch Logs ingests it (IncomingBytes / IncomingLogEvents).
+    bytes_per_event: int = Field(default=1500, ge=100, le=262144)
+    # Another trail (organization, Control Tower or the account's own) already records the account's
+    # management events, so a rootwatch trail is a paid second copy. Most organizations have one.
+    has_trail: bool = True
+    # Root-activity alerts per account and month (the alarm should never fire; this prices the alert path).
+    alerts_per_month: int = Field(default=10, ge=0)
+    overrides: tuple[CostOverride, ...] = ()
 
 
 # Baseline key of a severity-matrix row that applies to every baseline not named.
@@ -479,6 +517,8 @@ class RootwatchSettings(BaseSettings):
     shard_max_accounts: int = Field(default=200, ge=1)
     # Organization-level prevention (management account): off by default.
     prevention: PreventionSettings = PreventionSettings()
+    # Volumes behind the cost estimate of `rootwatch plan` (no resource depends on them).
+    cost: CostSettings = CostSettings()
 
     @classmethod
     def settings_customise_sources(
