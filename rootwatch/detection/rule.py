@@ -266,7 +266,7 @@ class Finding:
 def _get(record: Mapping[str, Any], *path: str) -> Any:
     cur: Any = record
     for key in path:
-        if not isinstance(cur, Mapping):
+        if type(cur) is not dict and not isinstance(cur, Mapping):
             return None
         cur = cur.get(key)
     return cur
