@@ -295,6 +295,8 @@ def read_documents(data: bytes, source: str, problems: Problems, stats: Stats, c
     if p is not None:
         doc = replay_fast.parse(p, data)
         records = replay_fast.records_array(doc) if doc is not None else None
+        if records is None and doc is not None and replay_fast.is_bare_record(doc):
+            records = [doc]  # a file holding one record
         if records is not None:
             stats.usable_inputs += 1
             consume(records, None, data)
