@@ -1,9 +1,11 @@
 """`rootwatch replay`: run the deployed detection forms over stored CloudTrail logs.
 
 The engine is usable in-process (the benchmark does): ``replay(paths, evaluator,
-emit, problems) -> Stats``. Inputs are read whole, decoded with orjson, and
-every record goes through a cheap ``userIdentity.type`` pre-check before the
-compiled filter patterns, so years of logs replay at close to parse speed.
+emit, problems, jobs=1) -> Stats``. Inputs are read whole. With the built-in
+rules and pysimdjson, replay_fast parses lazily and builds only records whose
+``userIdentity.type`` is "Root"; otherwise orjson decodes everything and every
+record goes through the cheap ``could_match`` pre-check. ``jobs`` > 1 spreads
+inputs over forked worker processes; matches come back in input order.
 """
 
 from __future__ import annotations
@@ -38,20 +40,36 @@ inputs:
   EventBridge events (the record is taken from "detail"); `-` for stdin
   (e.g. `zcat *.json.gz | rootwatch replay -`). Directories are walked
   recursively, skipping hidden entries and CloudTrail-Digest files. Each input
-  is read whole into memory. Malformed files, lines and records are reported on
-  stderr with file and line, counted and skipped.
+  is read whole into memory. A file that is not one JSON document is read as
+  JSON Lines, line by line: a malformed line skips that line only. Malformed
+  files, lines and records are reported on stderr with file and line, counted
+  and skipped; --strict turns any of them into exit 2.
+
+speed:
+  Inputs are spread over --jobs worker processes (default: the CPU count; stdin
+  is read by one). With pysimdjson installed, records are parsed lazily and only
+  those with userIdentity.type "Root" are built and evaluated; with isal, gzip
+  is decompressed by ISA-L (pip install 'rootwatch[fast]'). Verdicts and output
+  order are the same either way. On a terminal, stderr shows progress.
 
 output:
   Only matching records are printed. --format json prints one object per line:
   eventID, eventName, eventTime, account, cis_metric_filter (the verbatim CIS
   filter matches), detected (the stack would alert: extended filter or
   EventBridge rule), class, severity; with --pattern also "pattern": true.
-  The last stderr line gives the counts.
+  The last stderr line gives the counts, skipped input included.
+
+sql:
+  --sql athena prints the same rule as a query for Athena's documented
+  cloudtrail_logs table (--table, and --since/--until on the partition
+  projection column); it returns eventID, eventName, eventTime, account,
+  cis_metric_filter and detected, as --format json does.
 
 exit codes:
   0  ran fine, nothing matched
   1  findings: at least one record matched (with --pattern: the pattern matched)
-  2  usage or input error: bad --pattern, unknown --stack, no readable input
+  2  usage or input error: bad --pattern, unknown --stack, no readable input,
+     or with --strict any skipped input
 """
 
 MAX_PROBLEMS_SHOWN_PER_INPUT = 10  # a corrupt multi-GB file must not flood stderr

@@ -73,11 +73,21 @@ def gunzip(data: bytes) -> bytes:
     return gzip.decompress(data)
 
 
+_parser: Any = None
+
+
 def parser() -> Any | None:
-    """A simdjson parser (one per input: a parser is reused only once its documents are released)."""
+    """The process's simdjson parser, kept across inputs: its buffers are allocated once, not per file.
+
+    A parser refuses to parse while documents of the previous parse are alive;
+    parse() then returns None and the plain path takes the input.
+    """
+    global _parser
     if _simdjson is None or not _enabled["simdjson"]:
         return None
-    return _simdjson.Parser()
+    if _parser is None:
+        _parser = _simdjson.Parser()
+    return _parser
 
 
 def parse(p: Any, data: bytes) -> Any | None:
