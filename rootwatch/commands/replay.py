@@ -29,6 +29,7 @@ import orjson
 from rootwatch.commands import replay_fast
 from rootwatch.commands.options import EXIT_FINDINGS, EXIT_OK, add_format_option
 from rootwatch.core.errors import RootwatchError
+from rootwatch.core.severity import Severity
 from rootwatch.detection import eventpattern
 from rootwatch.detection import rule as detection
 from rootwatch.detection.filterpattern import PatternError, compile_pattern
@@ -491,14 +492,29 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
 
 
-def _worker(path: str) -> tuple[Stats, str, int, int, list[Match]]:
+def _worker(path: str) -> tuple[Stats, str, int, int, bytes]:
     assert _WORKER_EVALUATOR is not None
     out = io.StringIO()
     problems = Problems(out)
     stats = Stats()
     found: list[Match] = []
     replay_input(path, _WORKER_EVALUATOR, found.append, problems, stats)
-    return stats, out.getvalue(), problems.malformed, problems.unreadable, found
+    return stats, out.getvalue(), problems.malformed, problems.unreadable, _pack(found)
+
+
+# Matches cross the process boundary as one orjson document: half the cost of pickling dataclasses and enums.
+def _pack(found: list[Match]) -> bytes:
+    return orjson.dumps([[m.record, m.cis, m.detected, m.pattern, m.finding.to_dict() if m.finding else None]
+                         for m in found])
+
+
+def _unpack(data: bytes) -> list[Match]:
+    out = []
+    for record, cis, detected, pattern, f in orjson.loads(data):
+        finding = None if f is None else detection.Finding(
+            **{**f, "event_class": detection.EventClass(f["event_class"]), "severity": Severity(f["severity"])})
+        out.append(Match(record, cis, detected, finding, pattern))
+    return out
 
 
 def _replay_parallel(inputs: list[str], evaluate: Evaluator, emit: Callable[[Match], None], problems: Problems,
@@ -519,7 +535,7 @@ def _replay_parallel(inputs: list[str], evaluate: Evaluator, emit: Callable[[Mat
             for f in fields(Stats):
                 if f.name not in ("malformed", "unreadable", "seconds"):
                     setattr(stats, f.name, getattr(stats, f.name) + getattr(part, f.name))
-            for m in found:
+            for m in _unpack(found):
                 emit(m)
             ticker.tick(stats)
         pool.close()
