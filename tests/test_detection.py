@@ -31,7 +31,7 @@ IDS = [c["name"] for c in CORPUS]
 VERBATIM_CIS = '{$.userIdentity.type="Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType !="AwsServiceEvent"}'
 EXPECTED_EXTENDED = (
     '{$.userIdentity.type="Root" && ($.userIdentity.invokedBy NOT EXISTS'
-    ' || $.userIdentity.invokedBy="signin.amazonaws.com") && $.eventType !="AwsServiceEvent"}'
+    ' || $.userIdentity.invokedBy="signin.amazonaws.com") && ($.eventType !="AwsServiceEvent" || $.eventType NOT EXISTS)}'
 )
 
 match_cis = compile_pattern(CIS_PATTERN)
@@ -63,8 +63,8 @@ def test_extended_pattern() -> None:
 def test_eventbridge_patterns_render_the_extended_rule() -> None:
     patterns = eventbridge_patterns()
     assert json.loads(json.dumps(patterns)) == patterns  # JSON-serializable, as EventRule needs
-    assert len(patterns) == 2
-    invoked = []
+    assert len(patterns) == 4
+    combos = []
     for p in patterns:
         assert set(p) == {"source", "detail-type", "detail"}
         # Forged events (PutEvents cannot use aws.* sources) never reach the rule.
@@ -73,21 +73,34 @@ def test_eventbridge_patterns_render_the_extended_rule() -> None:
         assert "AWS Console Sign In via CloudTrail" in p["detail-type"]
         assert "AWS Service Event via CloudTrail" not in p["detail-type"]
         assert p["detail"]["userIdentity"]["type"] == ["Root"]
-        assert p["detail"]["eventType"] == [{"anything-but": "AwsServiceEvent"}]
-        invoked.append(p["detail"]["userIdentity"]["invokedBy"])
-    assert invoked == [[{"exists": False}], ["signin.amazonaws.com"]]
+        combos.append((p["detail"]["userIdentity"]["invokedBy"], p["detail"]["eventType"]))
+    absent, signin = [{"exists": False}], ["signin.amazonaws.com"]
+    not_service, no_type = [{"anything-but": "AwsServiceEvent"}], [{"exists": False}]
+    assert combos == [(absent, not_service), (absent, no_type), (signin, not_service), (signin, no_type)]
     assert eventbridge_patterns() is not eventbridge_patterns()  # callers may mutate their copy
 
 
 def test_the_rule_is_defined_once() -> None:
-    # The extended rule is the CIS rule with the invokedBy clause widened, nothing else.
+    # The extended rule is the CIS rule with two clauses widened (console invokedBy,
+    # records without eventType), nothing else: every CIS match is an extended match.
     cis, ext = detection.CIS_RULE, detection.EXTENDED_RULE
     assert len(cis) == len(ext)
     differing = [(a, b) for a, b in zip(cis, ext) if a != b]
-    assert len(differing) == 1
-    narrow, wide = differing[0]
-    assert set(narrow) < set(wide)
-    assert {c.path for c in wide} == {("userIdentity", "invokedBy")}
+    assert len(differing) == 2
+    for narrow, wide in differing:
+        assert set(narrow) < set(wide)
+    assert [{c.path for c in wide} for _, wide in differing] == [{("userIdentity", "invokedBy")}, {("eventType",)}]
+
+
+def test_a_root_record_without_event_type_is_extended_but_not_cis() -> None:
+    # CloudTrail before 2014 (eventVersion 1.01) wrote no eventType.
+    record = {"eventVersion": "1.01", "userIdentity": {"type": "Root", "arn": "arn:aws:iam::123456789012:root"},
+              "eventSource": "monitoring.amazonaws.com", "eventName": "PutMetricAlarm", "eventID": "old"}
+    assert match_cis(record) is False  # CloudWatch Logs: != on a missing field fails
+    assert match_extended(record) is True and eventbridge_detects(record)
+    finding = classify(record)
+    assert finding is not None and (finding.cis_match, finding.detected) == (False, True)
+    assert classify({**record, "userIdentity": {"type": "Root", "invokedBy": "cloudformation.amazonaws.com"}}) is None
 
 
 # -- the corpus -------------------------------------------------------------------------

@@ -21,7 +21,9 @@ def test_the_table_is_on_demand_recoverable_and_protected(tmp_path: Path) -> Non
     program = tmp_path / "ledger_program.py"
     program.write_text(PROGRAM)
     run = mockrun.run("example", program=program)
-    plain, cmk = run.by_type("aws:dynamodb/table:Table")
+    # Registration order is not guaranteed (registrations are asynchronous): pick by name.
+    tables = {r.name: r for r in run.by_type("aws:dynamodb/table:Table")}
+    plain, cmk = tables["rootwatch-incidents"], tables["ledger-cmk"]
     assert plain.inputs["name"] == plain.name == "rootwatch-incidents" and plain.inputs["hashKey"] == "id"
     assert cmk.name == "ledger-cmk" and plain.urn != cmk.urn
     assert plain.inputs["attributes"] == [{"name": "id", "type": "S"}]

@@ -244,3 +244,71 @@ def test_engine_in_process(tmp_path: Path) -> None:
     assert stats.records == len(RECORDS) and stats.matched == len(found) == len(EXPECTED)
     assert stats.cis == sum(e["cis"] for e in EXPECTED.values())
     assert all(m.finding is not None for m in found)
+
+
+# -- replay never hides input (issue 14) ------------------------------------------------
+
+
+def _root_login() -> dict[str, Any]:
+    return next(c["record"] for c in CORPUS if c["name"] == "root-console-login-success-mfa")
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_truncated_first_line_skips_that_line_only(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch, accelerated: bool) -> None:
+    # Today: the whole file was dropped as "not valid JSON", the root ConsoleLogin on line 5 lost, exit 0.
+    if not accelerated:
+        from rootwatch.commands import replay_fast
+        monkeypatch.setattr(replay_fast, "_simdjson", None)
+    quiet = [c["record"] for c in CORPUS if c["expect"]["class"] is None]
+    lines = [json.dumps(quiet[0])[:57], *(json.dumps(r) for r in quiet[1:4]), json.dumps(_root_login()), json.dumps(quiet[4])]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    write_cloudtrail(tmp_path / "b.json", quiet[5:9], gz=False)
+    code, out, err = run(capsys, "--format", "json", "a.jsonl", "b.json")
+    assert code == 1
+    assert [o["eventName"] for o in json_lines(out)] == ["ConsoleLogin"]
+    assert "rootwatch: warning: a.jsonl:1: malformed JSON line, skipped" in err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("replay: 2 files, 9 records, 1 matched") and "1 malformed skipped, 0 unreadable" in summary
+    code, out, err = run(capsys, "--strict", "--format", "json", "a.jsonl", "b.json")
+    assert code == 2 and [o["eventName"] for o in json_lines(out)] == ["ConsoleLogin"]  # findings still printed
+    tail = err.strip().splitlines()
+    assert "1 malformed skipped" in tail[-2]  # the summary still counts what was skipped
+    assert tail[-1] == "rootwatch: error: --strict: 1 malformed and 0 unreadable inputs, lines or records were skipped"
+
+
+def test_a_broken_document_is_still_reported_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pretty.json").write_text(json.dumps({"Records": RECORDS[:3]}, indent=2)[:-40])
+    write_cloudtrail(tmp_path / "ok.json", RECORDS[:2], gz=False)
+    code, _, err = run(capsys, "pretty.json", "ok.json")
+    assert err.count("pretty.json") == 1 and "pretty.json: not valid JSON" in err
+    assert "1 malformed skipped" in err.strip().splitlines()[-1]
+
+
+def test_strict_counts_unreadable_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_cloudtrail(tmp_path / "ok.json.gz", [c["record"] for c in CORPUS if c["expect"]["class"] is None])
+    assert run(capsys, "ok.json.gz", "missing.json")[0] == 0  # skipped input alone does not change the exit code
+    code, _, err = run(capsys, "--strict", "ok.json.gz", "missing.json")
+    assert code == 2 and "0 malformed and 1 unreadable" in err
+    assert run(capsys, "--strict", "ok.json.gz")[0] == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        write_cloudtrail(tmp_path / f"f{i}.json.gz", RECORDS)
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    assert cli.main(["replay", "--jobs", "1", "--format", "json", "."]) == 1
+    text = term.getvalue()
+    assert "\rreplay: 1/3 files, " in text and "records/s" in text and "\r\x1b[K" in text  # drawn, then cleared
+    assert text.rstrip().rsplit("\r\x1b[K", 1)[-1].startswith("replay: 3 files, ")  # the summary on a clean line
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("rootwatch.commands.replay",))
+    _, _, err = run(capsys, "--format", "json", ".")
+    assert "\r" not in err  # not a terminal: no progress

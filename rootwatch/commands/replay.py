@@ -1,16 +1,18 @@
 """`rootwatch replay`: run the deployed detection forms over stored CloudTrail logs.
 
 The engine is usable in-process (the benchmark does): ``replay(paths, evaluator,
-emit, problems) -> Stats``. Inputs are read whole, decoded with orjson, and
-every record goes through a cheap ``userIdentity.type`` pre-check before the
-compiled filter patterns, so years of logs replay at close to parse speed.
+emit, problems, jobs=1) -> Stats``. Inputs are read whole. With the built-in
+rules and pysimdjson, replay_fast parses lazily and builds only records whose
+``userIdentity.type`` is "Root"; otherwise orjson decodes everything and every
+record goes through the cheap ``could_match`` pre-check. ``jobs`` > 1 spreads
+inputs over forked worker processes; matches come back in input order.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import gzip
+import io
 import os
 import re
 import sys
@@ -18,14 +20,16 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
+from rootwatch.commands import replay_fast
 from rootwatch.commands.options import EXIT_FINDINGS, EXIT_OK, add_format_option
 from rootwatch.core.errors import RootwatchError
+from rootwatch.core.severity import Severity
 from rootwatch.detection import eventpattern
 from rootwatch.detection import rule as detection
 from rootwatch.detection.filterpattern import PatternError, compile_pattern
@@ -37,20 +41,36 @@ inputs:
   EventBridge events (the record is taken from "detail"); `-` for stdin
   (e.g. `zcat *.json.gz | rootwatch replay -`). Directories are walked
   recursively, skipping hidden entries and CloudTrail-Digest files. Each input
-  is read whole into memory. Malformed files, lines and records are reported on
-  stderr with file and line, counted and skipped.
+  is read whole into memory. A file that is not one JSON document is read as
+  JSON Lines, line by line: a malformed line skips that line only. Malformed
+  files, lines and records are reported on stderr with file and line, counted
+  and skipped; --strict turns any of them into exit 2.
+
+speed:
+  Inputs are spread over --jobs worker processes (default: the CPU count; stdin
+  is read by one). With pysimdjson installed, records are parsed lazily and only
+  those with userIdentity.type "Root" are built and evaluated; with isal, gzip
+  is decompressed by ISA-L (pip install 'rootwatch[fast]'). Verdicts and output
+  order are the same either way. On a terminal, stderr shows progress.
 
 output:
   Only matching records are printed. --format json prints one object per line:
   eventID, eventName, eventTime, account, cis_metric_filter (the verbatim CIS
   filter matches), detected (the stack would alert: extended filter or
   EventBridge rule), class, severity; with --pattern also "pattern": true.
-  The last stderr line gives the counts.
+  The last stderr line gives the counts, skipped input included.
+
+sql:
+  --sql athena prints the same rule as a query for Athena's documented
+  cloudtrail_logs table (--table, and --since/--until on the partition
+  projection column); it returns eventID, eventName, eventTime, account,
+  cis_metric_filter and detected, as --format json does.
 
 exit codes:
   0  ran fine, nothing matched
   1  findings: at least one record matched (with --pattern: the pattern matched)
-  2  usage or input error: bad --pattern, unknown --stack, no readable input
+  2  usage or input error: bad --pattern, unknown --stack, no readable input,
+     or with --strict any skipped input
 """
 
 MAX_PROBLEMS_SHOWN_PER_INPUT = 10  # a corrupt multi-GB file must not flood stderr
@@ -98,6 +118,7 @@ class Problems:
     """Collects and prints input problems: ``source:line: message`` on stderr."""
 
     stream: TextIO | None = None
+    before_write: Callable[[], None] | None = None  # e.g. clear a progress line first
     malformed: int = 0  # files, lines or records skipped
     unreadable: int = 0  # paths that could not be read at all
     per_source: Counter[str] = field(default_factory=Counter)
@@ -109,12 +130,16 @@ class Problems:
             self.malformed += 1
         self.per_source[source] += 1
         shown = self.per_source[source]
-        out = self.stream or sys.stderr
         if shown <= MAX_PROBLEMS_SHOWN_PER_INPUT:
             where = f"{source}:{line}" if line is not None else source
-            print(f"rootwatch: warning: {where}: {message}", file=out)
+            self.write(f"rootwatch: warning: {where}: {message}\n")
         elif shown == MAX_PROBLEMS_SHOWN_PER_INPUT + 1:
-            print(f"rootwatch: warning: {source}: further problems in this input are counted, not shown", file=out)
+            self.write(f"rootwatch: warning: {source}: further problems in this input are counted, not shown\n")
+
+    def write(self, text: str) -> None:
+        if self.before_write is not None:
+            self.before_write()
+        (self.stream or sys.stderr).write(text)
 
 
 Evaluator = Callable[[Any], "Match | None"]
@@ -140,6 +165,7 @@ def builtin_evaluator() -> Evaluator:
             return None
         return Match(record, is_cis, detected, detection.classify(record))
 
+    evaluate.requires_root = True  # type: ignore[attr-defined]  # lets replay_fast skip non-"Root" records unparsed
     return evaluate
 
 
@@ -191,7 +217,7 @@ def read_input(path: str) -> bytes:
     """Raw bytes of a file or stdin, gunzipped when it starts with the gzip magic."""
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        data = replay_fast.gunzip(data)
     return data.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 byte-order mark
 
 
@@ -201,7 +227,9 @@ def _display(path: str) -> str:
 
 # -- documents ------------------------------------------------------------------
 
-Batch = tuple[list[Any], int | None]  # records, and the line they came from (JSON Lines)
+Consume = Callable[[Any, "int | None", "bytes | None"], None]  # (records, line, raw bytes if lazy)
+
+MAX_PENDING_BAD_LINES = MAX_PROBLEMS_SHOWN_PER_INPUT + 1  # kept until we know the input is JSON Lines
 
 
 def _looks_like_record(doc: Mapping[str, Any]) -> bool:
@@ -275,74 +303,173 @@ def _parse_line(line: bytes) -> list[Any] | None:
         return _split_concatenated(line)
 
 
-def iter_batches(data: bytes, source: str, problems: Problems, stats: Stats) -> Iterator[Batch]:
-    """Batches of records from one input: a whole document, else JSON Lines."""
+def read_documents(data: bytes, source: str, problems: Problems, stats: Stats, consume: Consume,
+                   lazy: bool = False) -> None:
+    """Hand each batch of records of one input to ``consume``: a whole document, else JSON Lines.
+
+    With ``lazy`` (and simdjson installed), CloudTrail log files and bare-record
+    lines are handed over as simdjson arrays with their raw bytes (see replay_fast).
+    """
+    p = replay_fast.parser() if lazy else None
+    if p is not None:
+        doc = replay_fast.parse(p, data)
+        records = replay_fast.records_array(doc) if doc is not None else None
+        if records is None and doc is not None and replay_fast.is_bare_record(doc):
+            records = [doc]  # a file holding one record
+        if records is not None:
+            stats.usable_inputs += 1
+            consume(records, None, data)
+            return
+        records = doc = None  # release before the parser is used again
     try:
-        doc = orjson.loads(data)
+        whole = orjson.loads(data)
     except orjson.JSONDecodeError as whole_error:
-        yield from _json_lines(data, source, whole_error, problems, stats)
+        _json_lines(data, source, whole_error, problems, stats, consume, p)
         return
-    records = _doc_records(doc, source, None, problems, stats)
-    if records is not None:
+    batch = _doc_records(whole, source, None, problems, stats)
+    if batch is not None:
         stats.usable_inputs += 1
-        yield records, None
+        consume(batch, None, None)
 
 
-def _json_lines(data: bytes, source: str, whole_error: orjson.JSONDecodeError,
-                problems: Problems, stats: Stats) -> Iterator[Batch]:
+def _json_lines(data: bytes, source: str, whole_error: orjson.JSONDecodeError, problems: Problems,
+                stats: Stats, consume: Consume, p: Any | None) -> None:
+    """Read line by line, whatever the first line holds: a bad line skips that line only.
+
+    Bad lines seen before the first good one are held back: if no line parses,
+    the input is one broken document and is reported once, as such.
+    """
     if not data.strip():
         problems.report(source, "empty input")
         return
-    first, usable = True, False
+    pending: list[int] = []  # line numbers of bad lines before the first good one
+    pending_count = 0
+    good = usable = False
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
+        if p is not None:
+            doc = replay_fast.parse(p, line)
+            if doc is not None and replay_fast.is_bare_record(doc):
+                if not good:
+                    good = _flush_pending(source, pending, pending_count, problems)
+                if not usable:
+                    stats.usable_inputs += 1
+                    usable = True
+                consume([doc], number, line)  # a one-record batch: scan() counts "Root" in this line
+                doc = None
+                continue
+            doc = None
         docs = _parse_line(line)
         if docs is None:
-            if first:  # not JSON Lines either: one broken document, reported once
-                problems.report(source, f"not valid JSON: {whole_error.msg} at line {whole_error.lineno} column {whole_error.colno}")
-                return
-            problems.report(source, "malformed JSON line, skipped", number)
+            if good:
+                problems.report(source, "malformed JSON line, skipped", number)
+            else:
+                pending_count += 1
+                if len(pending) < MAX_PENDING_BAD_LINES:
+                    pending.append(number)
             continue
-        first = False
-        for doc in docs:
-            records = _doc_records(doc, source, number, problems, stats)
+        if not good:
+            good = _flush_pending(source, pending, pending_count, problems)
+        for d in docs:
+            records = _doc_records(d, source, number, problems, stats)
             if records is not None:
                 if not usable:
                     stats.usable_inputs += 1
                     usable = True
-                yield records, number
+                consume(records, number, None)
+    if not good:  # not JSON Lines either: one broken document, reported once
+        problems.report(source, f"not valid JSON: {whole_error.msg} at line {whole_error.lineno} column {whole_error.colno}")
+
+
+def _flush_pending(source: str, pending: list[int], count: int, problems: Problems) -> bool:
+    for number in pending:
+        problems.report(source, "malformed JSON line, skipped", number)
+    for _ in range(count - len(pending)):  # beyond what is shown: still counted
+        problems.report(source, "malformed JSON line, skipped")
+    return True
 
 
 # -- engine -----------------------------------------------------------------
 
 
-def _scan(batch: list[Any], line: int | None, source: str, evaluate: Evaluator,
+def _scan(batch: Any, line: int | None, raw: bytes | None, source: str, evaluate: Evaluator,
           emit: Callable[[Match], None], stats: Stats, problems: Problems) -> None:
+    def matched(match: Match) -> None:
+        stats.matched += 1
+        stats.cis += match.cis
+        stats.detected += match.detected
+        emit(match)
+
+    def not_object(index: int) -> None:
+        problems.report(source, f"record {index} is not a JSON object", line)
+
+    if raw is not None:  # lazy simdjson records: only "Root" candidates become dicts
+        stats.records += replay_fast.scan(batch, raw, evaluate, matched, not_object)
+        return
     bad = 0
     for index, record in enumerate(batch):
         if type(record) is not dict:
-            problems.report(source, f"record {index} is not a JSON object", line)
+            not_object(index)
             bad += 1
             continue
         match = evaluate(record)
         if match is not None:
-            stats.matched += 1
-            stats.cis += match.cis
-            stats.detected += match.detected
-            emit(match)
+            matched(match)
     stats.records += len(batch) - bad
 
 
-def replay(paths: Sequence[str], evaluate: Evaluator, emit: Callable[[Match], None], problems: Problems) -> Stats:
-    """Evaluate every record of every input; matches go to ``emit``."""
+def replay_input(path: str, evaluate: Evaluator, emit: Callable[[Match], None], problems: Problems,
+                 stats: Stats) -> None:
+    """Read, parse and evaluate one input (a file or '-')."""
+    source = _display(path)
+    try:
+        data = read_input(path)
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, bad or truncated gzip
+        problems.report(source, f"cannot read: {getattr(exc, 'strerror', None) or exc}", unreadable=True)
+        return
+    stats.inputs += 1
+    lazy = bool(getattr(evaluate, "requires_root", False))
+
+    def consume(records: Any, line: int | None, raw: bytes | None) -> None:
+        _scan(records, line, raw, source, evaluate, emit, stats, problems)
+
+    read_documents(data, source, problems, stats, consume, lazy=lazy)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def replay(paths: Sequence[str], evaluate: Evaluator, emit: Callable[[Match], None], problems: Problems,
+           jobs: int = 1, progress: TextIO | None = None) -> Stats:
+    """Evaluate every record of every input; matches go to ``emit`` in input order.
+
+    ``jobs`` > 1 spreads whole inputs over worker processes (forked, so any
+    evaluator works); output order is the same as with one job.
+    ``progress``: a terminal stream for files and records per second.
+    """
     stats = Stats()
     started = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # parsed records hold no reference cycles; collector passes only cost time
+    ticker = _Ticker(progress, started)
+    before_write, problems.before_write = problems.before_write, ticker.clear
     try:
-        _replay_inputs(paths, evaluate, emit, problems, stats)
+        inputs = list(iter_inputs(paths, problems))
+        ticker.total = len(inputs)
+        if jobs > 1 and len(inputs) > 1 and "-" not in inputs and _can_fork():
+            _replay_parallel(inputs, evaluate, emit, problems, stats, min(jobs, len(inputs)), ticker)
+        else:
+            for path in inputs:
+                replay_input(path, evaluate, emit, problems, stats)
+                ticker.tick(stats)
     finally:
+        ticker.clear()
+        problems.before_write = before_write
         if gc_was_enabled:
             gc.enable()
     stats.malformed, stats.unreadable = problems.malformed, problems.unreadable
@@ -350,18 +477,102 @@ def replay(paths: Sequence[str], evaluate: Evaluator, emit: Callable[[Match], No
     return stats
 
 
-def _replay_inputs(paths: Sequence[str], evaluate: Evaluator, emit: Callable[[Match], None],
-                   problems: Problems, stats: Stats) -> None:
-    for path in iter_inputs(paths, problems):
-        source = _display(path)
-        try:
-            data = read_input(path)
-        except (OSError, EOFError, zlib.error) as exc:  # unreadable, bad or truncated gzip
-            problems.report(source, f"cannot read: {getattr(exc, 'strerror', None) or exc}", unreadable=True)
-            continue
-        stats.inputs += 1
-        for batch, line in iter_batches(data, source, problems, stats):
-            _scan(batch, line, source, evaluate, emit, stats, problems)
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+_WORKER_EVALUATOR: Evaluator | None = None  # set in the parent before forking
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
+
+
+def _worker(path: str) -> tuple[Stats, str, int, int, bytes]:
+    assert _WORKER_EVALUATOR is not None
+    out = io.StringIO()
+    problems = Problems(out)
+    stats = Stats()
+    found: list[Match] = []
+    replay_input(path, _WORKER_EVALUATOR, found.append, problems, stats)
+    return stats, out.getvalue(), problems.malformed, problems.unreadable, _pack(found)
+
+
+# Matches cross the process boundary as one orjson document: half the cost of pickling dataclasses and enums.
+def _pack(found: list[Match]) -> bytes:
+    return orjson.dumps([[m.record, m.cis, m.detected, m.pattern, m.finding.to_dict() if m.finding else None]
+                         for m in found])
+
+
+def _unpack(data: bytes) -> list[Match]:
+    out = []
+    for record, cis, detected, pattern, f in orjson.loads(data):
+        finding = None if f is None else detection.Finding(
+            **{**f, "event_class": detection.EventClass(f["event_class"]), "severity": Severity(f["severity"])})
+        out.append(Match(record, cis, detected, finding, pattern))
+    return out
+
+
+def _replay_parallel(inputs: list[str], evaluate: Evaluator, emit: Callable[[Match], None], problems: Problems,
+                     stats: Stats, jobs: int, ticker: "_Ticker") -> None:
+    import multiprocessing
+
+    global _WORKER_EVALUATOR
+    _WORKER_EVALUATOR = evaluate
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init)
+    try:
+        # imap keeps input order; small chunks keep both workers busy to the end.
+        chunk = max(1, min(16, len(inputs) // (jobs * 8)))
+        for part, text, malformed, unreadable, found in pool.imap(_worker, inputs, chunksize=chunk):
+            if text:
+                problems.write(text)
+            problems.malformed += malformed
+            problems.unreadable += unreadable
+            for f in fields(Stats):
+                if f.name not in ("malformed", "unreadable", "seconds"):
+                    setattr(stats, f.name, getattr(stats, f.name) + getattr(part, f.name))
+            for m in _unpack(found):
+                emit(m)
+            ticker.tick(stats)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        _WORKER_EVALUATOR = None
+
+
+@dataclass
+class _Ticker:
+    """Files and records per second on a terminal, redrawn at most every half second."""
+
+    stream: TextIO | None
+    started: float
+    total: int = 0
+    last: float = 0.0
+    drawn: bool = False
+
+    def tick(self, stats: Stats) -> None:
+        if self.stream is None:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        rate = stats.records / max(now - self.started, 1e-9)
+        self.stream.write(f"\rreplay: {stats.inputs}/{self.total} files, {stats.records:,} records, {rate:,.0f} records/s ")
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn and self.stream is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.drawn = False
+
 
 
 # -- output -------------------------------------------------------------------
@@ -451,32 +662,60 @@ def check_stack(name: str, stacks_dir: Path = Path("stacks")) -> None:
         raise RootwatchError(f"--stack {name!r}: {stacks_dir / f'Pulumi.{name}.yaml'} does not exist")
 
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs wants a whole number of at least 1, not {text!r}")
+    return n
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "replay",
         help="replay stored CloudTrail logs through the deployed detection rules",
         description="Replay CloudTrail log files offline through the CIS filter, the extended filter\n"
-                    "and the EventBridge rules the stack deploys, or through any --pattern.",
+                    "and the EventBridge rules the stack deploys, or through any --pattern.\n"
+                    "With --sql, print the same rule as a query for Athena's CloudTrail table instead.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="CloudTrail log file or directory; '-' reads stdin")
+    p.add_argument("files", nargs="*", metavar="FILE", help="CloudTrail log file or directory; '-' reads stdin")
     p.add_argument("--stack", default="example", help="stack whose deployed forms are replayed (default: example)")
     p.add_argument("--pattern", metavar="P",
                    help="evaluate this CloudWatch Logs JSON filter pattern instead (like test-metric-filter, without its 50-event limit)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
+                   help="worker processes (default: the CPU count); output order does not depend on it")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 when any input, line or record was skipped as malformed or unreadable")
+    sql = p.add_argument_group("SQL (print a query instead of reading files)")
+    sql.add_argument("--sql", choices=("athena", "duckdb"), help="print the rule as SQL for this engine and exit")
+    sql.add_argument("--table", default="cloudtrail_logs", help="table name (default: cloudtrail_logs, Athena's documented name)")
+    sql.add_argument("--since", metavar="YYYY/MM/DD", help="only this day and later, on the partition projection column")
+    sql.add_argument("--until", metavar="YYYY/MM/DD", help="only this day and earlier, on the partition projection column")
+    sql.add_argument("--partition-column", default="timestamp", metavar="COL",
+                     help="partition projection date column, format yyyy/MM/dd (default: timestamp)")
     add_format_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_stack(args.stack)
+    if args.sql is not None:
+        return _print_sql(args)
+    if not args.files:
+        raise RootwatchError("replay needs at least one FILE (or '-' for stdin), or --sql")
     evaluate = pattern_evaluator(args.pattern) if args.pattern is not None else builtin_evaluator()
     if list(args.files).count("-") > 1:
         raise RootwatchError("'-' (stdin) can be given only once")
     out, err = sys.stdout, sys.stderr
     problems = Problems(err)
     text = TextReport(out) if args.format == "text" else None
-    stats = replay(args.files, evaluate, text.emit if text else _json_emitter(out), problems)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    progress = err if getattr(err, "isatty", lambda: False)() else None
+    stats = replay(args.files, evaluate, text.emit if text else _json_emitter(out), problems, jobs=jobs, progress=progress)
     if stats.usable_inputs == 0:
         print(stats.summary_line(), file=err)
         raise RootwatchError("no readable input: every input was missing, unreadable or malformed")
@@ -484,4 +723,17 @@ def run(args: argparse.Namespace) -> int:
         text.finish(stats)
     out.flush()
     print(stats.summary_line(), file=err)
+    if args.strict and (stats.malformed or stats.unreadable):
+        raise RootwatchError(f"--strict: {stats.malformed} malformed and {stats.unreadable} unreadable inputs, lines or records were skipped")
     return EXIT_FINDINGS if stats.matched else EXIT_OK
+
+
+def _print_sql(args: argparse.Namespace) -> int:
+    from rootwatch.commands import replay_sql  # sqlglot: imported only for --sql
+
+    if args.files or args.pattern is not None:
+        raise RootwatchError("--sql prints a query and reads no FILE; --pattern is not rendered to SQL")
+    query = replay_sql.render(args.sql, table=args.table, since=args.since, until=args.until,
+                              partition_column=args.partition_column)
+    sys.stdout.write(query + "\n")
+    return EXIT_OK

@@ -246,8 +246,9 @@ def _getter(path: tuple[str | int, ...]) -> Callable[[Any], Any]:
         a, b = path  # the common case ($.userIdentity.type): skip the loop
 
         def get2(r: Any) -> Any:
-            inner = r.get(a, _MISSING) if isinstance(r, Mapping) else _MISSING
-            return inner.get(b, _MISSING) if isinstance(inner, Mapping) else _MISSING
+            # type() first: parsed JSON is dicts, and isinstance(x, Mapping) is an ABC check (slow).
+            inner = r.get(a, _MISSING) if type(r) is dict or isinstance(r, Mapping) else _MISSING
+            return inner.get(b, _MISSING) if type(inner) is dict or isinstance(inner, Mapping) else _MISSING
 
         return get2
 
@@ -255,7 +256,7 @@ def _getter(path: tuple[str | int, ...]) -> Callable[[Any], Any]:
         cur = r
         for step in path:
             if isinstance(step, str):
-                if not isinstance(cur, Mapping):
+                if type(cur) is not dict and not isinstance(cur, Mapping):
                     return _MISSING
                 cur = cur.get(step, _MISSING)
             else:
@@ -269,8 +270,11 @@ def _getter(path: tuple[str | int, ...]) -> Callable[[Any], Any]:
     return get
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _is_scalar(v: Any) -> bool:
-    return v is not _MISSING and not isinstance(v, (Mapping, list))
+    return type(v) in _SCALARS or (v is not _MISSING and not isinstance(v, (Mapping, list)))
 
 
 def _json_text(v: Any) -> str | None:

@@ -16,6 +16,9 @@ Decisions worth knowing:
 - Every ``invokedBy`` other than signin.amazonaws.com (support, cloudformation,
   ...) is AWS acting for the account and stays excluded, as does
   ``eventType = "AwsServiceEvent"``.
+- A root record without ``eventType`` (CloudTrail before 2014) is root activity for
+  the extended rule; the CIS rendering keeps CloudWatch Logs' semantics, where
+  ``!=`` on a missing field fails, so CIS does not match it.
 - Centralized root access (sts:AssumeRoot): actions inside the session arrive in
   the member account as ``type: "Root"`` without invokedBy, so both forms detect
   them; ``Finding.assumed_root`` marks them. The caller-side record in the
@@ -83,9 +86,13 @@ _IS_ROOT = Condition(("userIdentity", "type"), "eq", "Root")
 _NOT_INVOKED = Condition(("userIdentity", "invokedBy"), "absent")
 _INVOKED_BY_SIGNIN = Condition(("userIdentity", "invokedBy"), "eq", ROOT_CONSOLE_INVOKED_BY)
 _NOT_SERVICE_EVENT = Condition(("eventType",), "ne", "AwsServiceEvent")
+# CloudTrail wrote no eventType before 2014 (eventVersion 1.0x). CloudWatch Logs
+# fails `!=` on a missing field, so CIS skips those records; a person reading a
+# root PutMetricAlarm from 2013 sees root activity, so the extended rule takes it.
+_NO_EVENT_TYPE = Condition(("eventType",), "absent")
 
 CIS_RULE: Rule = ((_IS_ROOT,), (_NOT_INVOKED,), (_NOT_SERVICE_EVENT,))
-EXTENDED_RULE: Rule = ((_IS_ROOT,), (_NOT_INVOKED, _INVOKED_BY_SIGNIN), (_NOT_SERVICE_EVENT,))
+EXTENDED_RULE: Rule = ((_IS_ROOT,), (_NOT_INVOKED, _INVOKED_BY_SIGNIN), (_NOT_SERVICE_EVENT, _NO_EVENT_TYPE))
 
 
 # -- renderers ----------------------------------------------------------------
@@ -259,7 +266,7 @@ class Finding:
 def _get(record: Mapping[str, Any], *path: str) -> Any:
     cur: Any = record
     for key in path:
-        if not isinstance(cur, Mapping):
+        if type(cur) is not dict and not isinstance(cur, Mapping):
             return None
         cur = cur.get(key)
     return cur
