@@ -290,7 +290,7 @@ def test_key_policy_must_let_cloudwatch_use_the_key(resources: list[PolicyInput]
         doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "AllowAlarmAndEventDelivery"]
         p["policy"] = json.dumps(doc)
 
-    c = only_failure(verdict(changed(resources, compliance.KEY_TYPE, MEMBER, no_services)))
+    c = only_failure(verdict(changed(resources, compliance.KEY_TYPE, MEMBER, no_services, "alerts-key")))
     assert c.check == "topic" and "does not let cloudwatch.amazonaws.com use it" in c.reason
 
 

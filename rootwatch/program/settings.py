@@ -155,8 +155,15 @@ class AccountsSettings(_Model):
     exclude_ous: tuple[OuId, ...] = ()
     include_accounts: tuple[AccountId, ...] = ()
     exclude_accounts: tuple[AccountId, ...] = ()
-    # The management account is monitored through the default provider.
+    # The management account is monitored through its own pinned provider (no role assumed).
     include_management: bool = True
+    # Mass-removal guard: the accounts the stack managed on its last update (its `accounts`
+    # export; filled in by `rootwatch` automation, or ROOTWATCH_ACCOUNTS__PREVIOUSLYMANAGED).
+    # Discovery that would drop more than maxRemovedFraction of them refuses to run.
+    previously_managed: tuple[AccountId, ...] = ()
+    max_removed_fraction: float = Field(default=0.1, ge=0, le=1)
+    # Set (for one update) to offboard more accounts than maxRemovedFraction allows.
+    allow_mass_removal: bool = False
 
     @model_validator(mode="after")
     def _source_consistent(self) -> "AccountsSettings":
@@ -195,8 +202,20 @@ class TrailSettings(_Model):
     name: str = Field(default="rootwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
     # mode "existing": the log group the account's trail already delivers to.
     log_group_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
+    # mode "existing" (Control Tower): find the group from this trail's CloudWatch Logs ARN instead.
+    existing_trail_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$"
+    )
+    # mode "existing": the first log group whose name starts with this prefix (Control Tower
+    # landing zone 4.0 names it aws-controltower/CloudTrailLogs-<random>).
+    log_group_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
     retention_days: int = 365
-    kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+    # The key that encrypts the trail's logs and both log groups. Unset: rootwatch creates
+    # one per account (rotation on). A template may name each account's key: {accountId}.
+    kms_key_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\{accountId\}):(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$",
+    )
     lifecycle: LifecycleSettings = LifecycleSettings()
 
     @field_validator("retention_days")
@@ -208,9 +227,18 @@ class TrailSettings(_Model):
 
     @model_validator(mode="after")
     def _existing_needs_group(self) -> "TrailSettings":
-        if self.mode == "existing" and not self.log_group_name:
-            raise ValueError("mode 'existing' needs trail.logGroupName")
+        if self.mode == "existing":
+            given = [k for k, v in (("logGroupName", self.log_group_name), ("existingTrailArn", self.existing_trail_arn),
+                                    ("logGroupPrefix", self.log_group_prefix)) if v]
+            if not given:
+                raise ValueError("mode 'existing' needs trail.logGroupName, trail.existingTrailArn or trail.logGroupPrefix")
+            if len(given) > 1:
+                raise ValueError(f"mode 'existing' takes one of {', '.join(given)}, not several")
         return self
+
+    def key_arn_for(self, account_id: str) -> str | None:
+        """The configured trail/log key of one account (the {accountId} template filled in)."""
+        return self.kms_key_arn.replace("{accountId}", account_id) if self.kms_key_arn else None
 
 
 class AlarmSettings(_Model):
@@ -220,8 +248,9 @@ class AlarmSettings(_Model):
     @field_validator("period_seconds")
     @classmethod
     def _period(cls, v: int) -> int:
-        if v not in (10, 30) and (v <= 0 or v % 60):
-            raise ValueError("must be 10, 30 or a multiple of 60")
+        # 10 and 30 make high-resolution alarms on a one-minute metric: they lapse into INSUFFICIENT_DATA.
+        if v <= 0 or v % 60:
+            raise ValueError("must be a multiple of 60 (60, 120, 180, 240 or 300): the CIS metric has one-minute resolution")
         # An alarm re-notifies only on a state change: a long period mutes repeated root use.
         if v > 300:
             raise ValueError("must be at most 300 seconds (a longer period mutes repeated root use)")
@@ -399,7 +428,8 @@ class RootwatchSettings(BaseSettings):
     protect: bool = True
     # When set, only the accounts assigned to this shard are deployed (see `rootwatch shards`).
     shard: str | None = None
-    shard_max_accounts: int = Field(default=200, ge=1)
+    # ~24 resources per account (docs/shards.md): 60 accounts keep a shard under ~1,500 resources.
+    shard_max_accounts: int = Field(default=60, ge=1)
 
     @classmethod
     def settings_customise_sources(
