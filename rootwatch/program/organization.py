@@ -144,19 +144,18 @@ def check_caller(
     """The Organizations data source swallows AccessDenied: from an account that is neither the
     management account nor a delegated administrator it returns no accounts and no error."""
     who = caller or "(unknown)"
-    if caller != management_id:
-        try:
-            admins = delegated()
-        except Exception:  # noqa: BLE001 - AccessDenied from a member account: refuse below
-            admins = set()
-        if caller not in admins:
-            raise RootwatchError(
-                f"discovery refused: caller account {who} is neither the management account ({management_id or 'unknown'}) "
-                "nor a registered delegated administrator, so the organization looks empty; deploy from one of them "
-                "or use accounts.source 'list'"
-            )
+    # Checked first: a caller without access sees an empty organization, and asking it for the
+    # delegated administrators would fail with AccessDenied (an invoke error fails the whole run).
     if not accounts:
-        raise RootwatchError(f"discovery refused: the organization returned no accounts to caller account {who}")
+        role = "" if caller == management_id else (
+            f", which is neither the management account ({management_id or 'unknown'}) nor a registered delegated "
+            "administrator; deploy from one of them or use accounts.source 'list'")
+        raise RootwatchError(f"discovery refused: the organization returned no accounts to caller account {who}{role}")
+    if caller != management_id and caller not in delegated():
+        raise RootwatchError(
+            f"discovery refused: caller account {who} is neither the management account ({management_id or 'unknown'}) "
+            "nor a registered delegated administrator; deploy from one of them or use accounts.source 'list'"
+        )
 
 
 def check_removals(settings: RootwatchSettings, scope: Scope) -> None:

@@ -428,8 +428,9 @@ class RootwatchSettings(BaseSettings):
     protect: bool = True
     # When set, only the accounts assigned to this shard are deployed (see `rootwatch shards`).
     shard: str | None = None
-    # ~24 resources per account (docs/shards.md): 60 accounts keep a shard under ~1,500 resources.
-    shard_max_accounts: int = Field(default=60, ge=1)
+    # ~58 resources per account with realtime in 4 regions (docs/shards.md): 25 accounts keep a
+    # shard under ~1,500 resources, where previews still take minutes, not hours.
+    shard_max_accounts: int = Field(default=25, ge=1)
 
     @classmethod
     def settings_customise_sources(
