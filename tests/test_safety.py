@@ -226,3 +226,76 @@ def test_a_caller_that_sees_accounts_but_is_not_a_delegated_admin_is_refused() -
     with pytest.raises(RootwatchError, match="caller account 222222222203 is neither the management account"):
         organization.check_caller("222222222203", MGMT, [Account(MEMBER, "m")], lambda: {"222222222210"})
     organization.check_caller("222222222210", MGMT, [Account(MEMBER, "m")], lambda: {"222222222210"})
+
+
+# --- 4. the compliance evaluation checks what Prowler checks ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(run: mockrun.Run) -> list[Any]:
+    from rootwatch.compliance import policy
+
+    return policy.from_registered(run.resources)
+
+
+def _edit(items: list[Any], name: str, edit: Any) -> list[Any]:
+    import dataclasses
+
+    from rootwatch import compliance
+
+    out = []
+    for r in items:
+        if r.name == name:
+            props = json.loads(json.dumps(compliance.normalize(dict(r.props))))
+            edit(props)
+            r = dataclasses.replace(r, props=props)
+        out.append(r)
+    return out
+
+
+def _verdict(items: list[Any]) -> Any:
+    from rootwatch import compliance
+
+    return compliance.evaluate(items)[MEMBER]
+
+
+def test_the_example_passes_the_hardening_and_trail_checks(run: mockrun.Run) -> None:
+    for acct in IN_SCOPE:
+        checks = run.outputs["compliance"]["accounts"][acct]["checks"]
+        assert checks["trail"]["ok"] and checks["hardening"]["status"] == "pass", (acct, checks["hardening"])
+
+
+def test_an_unencrypted_trail_fails(inputs: list[Any]) -> None:
+    v = _verdict(_edit(inputs, f"rootwatch-{MEMBER}-trail", lambda p: p.pop("kmsKeyId")))
+    assert v.checks["trail"].status == "fail" and "CloudTrail.2" in v.checks["trail"].reason
+
+
+def test_a_trail_bucket_without_access_logging_fails(inputs: list[Any]) -> None:
+    items = [r for r in inputs if r.name != f"rootwatch-{MEMBER}-trail-bucket-logging"]
+    v = _verdict(items)
+    assert v.checks["trail"].status == "fail" and "does not log access" in v.checks["trail"].reason
+
+
+def test_a_trail_key_without_rotation_fails(inputs: list[Any]) -> None:
+    v = _verdict(_edit(inputs, f"rootwatch-{MEMBER}-trail-key", lambda p: p.update(enableKeyRotation=False)))
+    assert "does not rotate" in v.checks["trail"].reason and v.checks["hardening"].status == "fail"
+
+
+@pytest.mark.parametrize("name", ["topic-critical-policy", "alerts-key", "dlq"])
+def test_a_public_topic_key_or_queue_policy_fails(inputs: list[Any], name: str) -> None:
+    def open_up(p: dict[str, Any]) -> None:
+        doc = json.loads(p["policy"])
+        doc["Statement"].append({"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"})
+        p["policy"] = json.dumps(doc)
+
+    v = _verdict(_edit(inputs, f"rootwatch-{MEMBER}-{name}", open_up))
+    assert v.checks["hardening"].status == "fail" and "Everyone" in v.checks["hardening"].reason
+
+
+def test_a_star_principal_limited_to_a_source_is_not_public() -> None:
+    from rootwatch.compliance.rules import public_statements
+
+    doc = {"Statement": [{"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Publish",
+                          "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}},
+                         {"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "*"}]}
+    assert public_statements(json.dumps(doc)) == []

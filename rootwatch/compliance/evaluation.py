@@ -13,6 +13,7 @@ from rootwatch.compliance.checks import (
     SubscriptionIndex,
     check_alarm,
     check_filter,
+    check_hardening,
     check_realtime,
     check_topic,
     check_trail,
@@ -51,7 +52,8 @@ def evaluate(
         alarm, alarm_res = check_alarm(acct, filters, requirements)
         topic = check_topic(acct, idx, alarm_res, subs)
         realtime = check_realtime(acct, requirements)
-        checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime)}
+        hardening = check_hardening(acct)
+        checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime, hardening)}
         verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks)
     return verdicts
 
