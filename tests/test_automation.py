@@ -190,6 +190,8 @@ def make_project(root: Path) -> Path:
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "stacks").mkdir()
     example = yaml.safe_load((REPO / "stacks" / "Pulumi.example.yaml").read_text())
+    # The shipped example holds a plain placeholder; a real base stack holds the endpoint as ciphertext.
+    example["config"]["rootwatch:routes"]["critical"][0]["endpoint"] = {"secure": PD_CIPHERTEXT}
     (root / "stacks" / "Pulumi.example.yaml").write_text(yaml.safe_dump(example, sort_keys=False))
     shared = {"encryptionsalt": SALT, **copy.deepcopy(example)}
     (root / "stacks" / "Pulumi.shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
@@ -243,8 +245,8 @@ def test_account_config_narrows_the_base_to_one_account_and_puts_its_severity_fi
     assert plain["rootwatch:severity"] == base["rootwatch:severity"]
 
 
-def test_rendering_copies_ciphertext_only_with_the_bases_provider_material() -> None:
-    example = read(REPO / "stacks" / "Pulumi.example.yaml")
+def test_rendering_copies_ciphertext_only_with_the_bases_provider_material(project: Path) -> None:
+    example = read(project / "stacks" / "Pulumi.example.yaml")  # with a `secure:` endpoint (make_project)
     spec = AccountSpec(ACCT, "payments-prod")
 
     shared = automation.render_stack({"encryptionsalt": SALT, **example}, spec)

@@ -273,8 +273,15 @@ def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(expli
     assert explicit.invokes == [] or all("organizations" not in t for t in explicit.invokes)
 
 
-def test_secret_route_endpoints_stay_secret(run: mockrun.Run) -> None:
-    # The example's PagerDuty endpoint is a `secure:` value: never in outputs.
+def test_secret_route_endpoints_stay_secret(tmp_path: Any) -> None:
+    # A stack whose PagerDuty endpoint is a `secure:` value (the example ships a plain placeholder).
+    import yaml
+
+    doc = yaml.safe_load((mockrun.PROJECT_DIR / "stacks" / "Pulumi.example.yaml").read_text())
+    doc["config"]["rootwatch:routes"]["critical"][0]["endpoint"] = {"secure": "v1:cGFnZXJkdXR5LWtleQ=="}
+    path = tmp_path / "Pulumi.secret.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    run = mockrun.run(str(path))
     assert "[secret]" not in json.dumps(run.outputs)
     assert "rootwatch:routes" in run.config.secret_keys
     secret_subs = [

@@ -299,3 +299,32 @@ def test_a_star_principal_limited_to_a_source_is_not_public() -> None:
                           "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}},
                          {"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "*"}]}
     assert public_statements(json.dumps(doc)) == []
+
+
+# --- 8. the project installs its own dependencies ---------------------------------------------------------
+
+
+def test_pulumi_install_finds_the_programs_dependencies() -> None:
+    import tomllib
+
+    import yaml
+
+    project = yaml.safe_load((mockrun.PROJECT_DIR / "Pulumi.yaml").read_text())
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    lines = [ln.strip() for ln in (mockrun.PROJECT_DIR / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    pyproject = tomllib.loads((mockrun.PROJECT_DIR / "pyproject.toml").read_text())
+    assert sorted(lines) == sorted(pyproject["project"]["dependencies"])
+
+
+def test_the_example_stack_file_has_no_undecryptable_ciphertext() -> None:
+    # `secure:` without encryptionsalt/secretsprovider cannot be decrypted: `pulumi preview` of the example failed.
+    import yaml
+
+    text = (mockrun.PROJECT_DIR / "stacks" / "Pulumi.example.yaml").read_text()
+    doc = yaml.safe_load(text)
+    assert "secure:" not in text.replace("--secret", "") and not {"encryptionsalt", "secretsprovider"} & set(doc)
+    endpoint = json.loads(json.dumps(doc["config"]["rootwatch:routes"]["critical"][0]))["endpoint"]
+    # PagerDuty's CloudWatch integration URL confirms SNS subscriptions; the Events API v2 URL does not.
+    assert endpoint.startswith("https://events.pagerduty.com/integration/") and endpoint.endswith("/enqueue")
+    assert "Events API v2 URL (/v2/enqueue) does not" in text
