@@ -263,7 +263,7 @@ def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(expli
     assert explicit.by_type("aws:s3/bucket:Bucket") == []
     filters = explicit.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
     assert len(filters) == 2
-    assert all(f.inputs["logGroupName"] == "aws-controltower/CloudTrailLogs" and f.inputs["pattern"] == CIS_EXACT for f in filters)
+    assert all(f.inputs["logGroupName"] == "/org/cloudtrail/account-trail" and f.inputs["pattern"] == CIS_EXACT for f in filters)
     providers = explicit.by_type("pulumi:providers:aws")
     assert sorted(json.loads(p.inputs["assumeRoles"])[0]["roleArn"] for p in providers) == [
         "arn:aws:iam::333333333301:role/RootwatchDeployer",

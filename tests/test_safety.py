@@ -328,3 +328,34 @@ def test_the_example_stack_file_has_no_undecryptable_ciphertext() -> None:
     # PagerDuty's CloudWatch integration URL confirms SNS subscriptions; the Events API v2 URL does not.
     assert endpoint.startswith("https://events.pagerduty.com/integration/") and endpoint.endswith("/enqueue")
     assert "Events API v2 URL (/v2/enqueue) does not" in text
+
+
+# --- 3. trail.mode existing works or refuses -----------------------------------------------------------------
+
+EXPLICIT = ("333333333301", "333333333302")
+
+
+def test_an_existing_log_group_is_looked_up_in_each_account_and_used() -> None:
+    groups = {a: ("/org/cloudtrail/account-trail", "other") for a in EXPLICIT}
+    r = mockrun.run("explicit", log_groups=groups)
+    filters = r.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    assert sorted(f.inputs["logGroupName"] for f in filters) == ["/org/cloudtrail/account-trail"] * 2
+    assert r.invokes.count("aws:cloudwatch/getLogGroups:getLogGroups") == 2
+
+
+def test_a_missing_existing_log_group_is_refused_naming_account_and_group() -> None:
+    # Control Tower's group exists in the management account only, not in the members.
+    groups = {EXPLICIT[0]: ("/org/cloudtrail/account-trail",), EXPLICIT[1]: ("aws-controltower/CloudTrailLogs",)}
+    r = mockrun.run("explicit", check=False, log_groups=groups)
+    assert isinstance(r.error, pulumi.RunError)
+    msg = str(r.error)
+    assert f"account {EXPLICIT[1]}" in msg and "'/org/cloudtrail/account-trail' does not exist in eu-west-1" in msg
+    assert "\n" not in msg
+
+
+def test_control_tower_4_groups_are_found_by_prefix() -> None:
+    cfg = {"rootwatch:trail": json.dumps({"mode": "existing", "logGroupPrefix": "aws-controltower/CloudTrailLogs"}),
+           "rootwatch:accounts": json.dumps({"source": "list", "list": [{"id": MGMT, "name": "management"}]})}
+    r = mockrun.run("explicit", extra_config=cfg, log_groups={MGMT: ("aws-controltower/CloudTrailLogs-a1b2c3",)})
+    (f,) = r.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    assert f.inputs["logGroupName"] == "aws-controltower/CloudTrailLogs-a1b2c3"

@@ -222,10 +222,20 @@ class SnapshotMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         self.invokes.append(args.token)
+        # The account whose provider makes the call (the management account's credentials by default).
+        caller = self.account_of_provider.get((args.provider or "").rsplit("::", 1)[0], self.org.management_account_id)
         answer: Callable[[Mapping[str, Any]], dict[str, Any]] | None = self._calls.get(args.token)
         if answer is None:
             return {}
-        return answer(self, args.args)
+        return answer(self, {**args.args, "_account": caller})
+
+    def _log_groups(self, a: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = a.get("logGroupNamePrefix") or ""
+        acct = a["_account"]
+        names = [prefix] if self.log_groups is None else [n for n in self.log_groups.get(acct, ()) if n.startswith(prefix)]
+        region = a.get("region") or self.region
+        return {"id": region, "region": region, "logGroupNamePrefix": prefix, "logGroupNames": names,
+                "arns": [f"arn:aws:logs:{region}:{acct}:log-group:{n}" for n in names]}
 
     def _caller_identity(self, _: Mapping[str, Any]) -> dict[str, Any]:
         acct = self.caller_account
@@ -286,6 +296,7 @@ class SnapshotMocks(pulumi.runtime.Mocks):
         "aws:organizations/getOrganizationalUnitDescendantAccounts:getOrganizationalUnitDescendantAccounts": _descendant_accounts,
         "aws:organizations/getResourceTags:getResourceTags": _tags,
         "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+        "aws:cloudwatch/getLogGroups:getLogGroups": _log_groups,
         "aws:organizations/getDelegatedAdministrators:getDelegatedAdministrators": _delegated,
     }
 

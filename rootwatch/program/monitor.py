@@ -108,6 +108,30 @@ def trail_role_policy(account_id: str, region: str, group: str) -> dict[str, Any
     }
 
 
+def existing_log_group(account: Account, s: RootwatchSettings, opts: pulumi.InvokeOptions) -> str:
+    """trail.mode existing: the account's log group, looked up through the account's own provider.
+
+    Refuses (RootwatchError naming account and group) when it is not there: a metric filter on a
+    missing group fails the deployment. Control Tower's organization trail delivers to a group in
+    the management account only (landing zone 4.0: ``aws-controltower/CloudTrailLogs-<random>``,
+    found with ``trail.logGroupPrefix``).
+    """
+    from rootwatch.core.errors import RootwatchError
+
+    wanted = s.trail.log_group_name or s.trail.log_group_prefix or ""
+    found = aws.cloudwatch.get_log_groups(log_group_name_prefix=wanted, region=s.home_region, opts=opts)
+    names = sorted(found.log_group_names or [])
+    if s.trail.log_group_name:
+        names = [n for n in names if n == wanted]
+    if not names:
+        what = "log group" if s.trail.log_group_name else "log group with prefix"
+        raise RootwatchError(
+            f"account {account.id}: trail.mode existing: {what} {wanted!r} does not exist in {s.home_region}; an "
+            "organization trail (Control Tower) delivers to the management account only: monitor that account, "
+            "or use mode 'managed'")
+    return names[0]
+
+
 def alarm_description(account: Account, runbook_url: str | None) -> str:
     text = f"rootwatch: root user activity in account {account.name} ({account.id})."
     if runbook_url:
@@ -170,7 +194,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
             self.trail_arn = trail.arn
             self.log_group_name = log_group.name
         else:
-            group_name = s.trail.log_group_name or ""
+            group_name = existing_log_group(
+                args.account, s, pulumi.InvokeOptions(parent=self, provider=opts.provider if opts else None))
             self.trail_key = None
             self.trail_arn = None
             self.log_group_name = pulumi.Output.from_input(group_name)

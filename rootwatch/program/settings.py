@@ -202,10 +202,6 @@ class TrailSettings(_Model):
     name: str = Field(default="rootwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
     # mode "existing": the log group the account's trail already delivers to.
     log_group_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
-    # mode "existing" (Control Tower): find the group from this trail's CloudWatch Logs ARN instead.
-    existing_trail_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$"
-    )
     # mode "existing": the first log group whose name starts with this prefix (Control Tower
     # landing zone 4.0 names it aws-controltower/CloudTrailLogs-<random>).
     log_group_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
@@ -228,10 +224,9 @@ class TrailSettings(_Model):
     @model_validator(mode="after")
     def _existing_needs_group(self) -> "TrailSettings":
         if self.mode == "existing":
-            given = [k for k, v in (("logGroupName", self.log_group_name), ("existingTrailArn", self.existing_trail_arn),
-                                    ("logGroupPrefix", self.log_group_prefix)) if v]
+            given = [k for k, v in (("logGroupName", self.log_group_name), ("logGroupPrefix", self.log_group_prefix)) if v]
             if not given:
-                raise ValueError("mode 'existing' needs trail.logGroupName, trail.existingTrailArn or trail.logGroupPrefix")
+                raise ValueError("mode 'existing' needs trail.logGroupName or trail.logGroupPrefix")
             if len(given) > 1:
                 raise ValueError(f"mode 'existing' takes one of {', '.join(given)}, not several")
         return self
