@@ -157,8 +157,8 @@ class AccountsSettings(_Model):
     exclude_accounts: tuple[AccountId, ...] = ()
     # The management account is monitored through its own pinned provider (no role assumed).
     include_management: bool = True
-    # Mass-removal guard: the accounts the stack managed on its last update (its `accounts`
-    # export; filled in by `rootwatch` automation, or ROOTWATCH_ACCOUNTS__PREVIOUSLYMANAGED).
+    # Mass-removal guard: the accounts the stack managed on its last update (the keys of its
+    # `accounts` output, set by CI: ROOTWATCH_ACCOUNTS__PREVIOUSLYMANAGED; see README "Deploying").
     # Discovery that would drop more than maxRemovedFraction of them refuses to run.
     previously_managed: tuple[AccountId, ...] = ()
     max_removed_fraction: float = Field(default=0.1, ge=0, le=1)

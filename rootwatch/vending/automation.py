@@ -23,7 +23,8 @@ How this works around Automation API limits:
   stack decrypts with the same key. Otherwise (Pulumi Cloud's per-stack
   ``service`` provider) the ciphertext cannot be reused, and the caller re-sets
   every such value: ``secrets={"rootwatch:routes.critical[0].endpoint": ...}``.
-  Those go through ``set_all_config(path=True)`` as secrets. Ciphertext already
+  Those go through ``pulumi config set --path --secret KEY`` with the value on stdin
+  (``set_secret_config``: never an argument, which ``ps`` shows to every local user). Ciphertext already
   in the account's own stack file is kept, so it is needed once per stack.
   Values are never printed; errors name keys only.
 * **Offboarding and protect.** ``rootwatch:protect`` (default true) protects the
