@@ -27,7 +27,10 @@ except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceb
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
-monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
+try:
+    monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
+except RootwatchError as exc:  # e.g. trail.mode existing and the log group is missing: one line
+    raise pulumi.RunError(str(exc)) from None
 prevention.deploy(scope, settings, pulumi.get_stack(), monitors, prevention_plan)
 outputs.export(scope, monitors)
 outputs.export_compliance(evidence, scope, settings, monitors, posture)

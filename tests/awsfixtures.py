@@ -112,6 +112,10 @@ class AccountSpec:
     root_mfa: bool = True
     decoy_log_group: bool = False  # a CIS filter on a log group the trail does not use
     realtime: dict[str, str] = field(default_factory=dict)  # region -> rule state
+    trail_kms: bool = True  # the trail's logs encrypted with a customer-managed key (CloudTrail.2)
+    trail_key_rotation: bool = True
+    bucket_logging: bool = True  # S3 server access logging on the trail bucket
+    public_topic: bool = False  # a topic policy statement open to everyone
 
 
 def build_account(url: str, account: str, spec: AccountSpec) -> dict[str, str]:
@@ -128,10 +132,24 @@ def build_account(url: str, account: str, spec: AccountSpec) -> dict[str, str]:
     group = f"/org/{account}/cloudtrail-events"
     logs.create_log_group(logGroupName=group)
     group_arn = next(g["arn"] for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"])
+    if spec.bucket_logging:
+        log_bucket = f"access-logs-{account}"
+        c("s3").create_bucket(Bucket=log_bucket)
+        c("s3").put_bucket_policy(Bucket=log_bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{log_bucket}/*", "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}))
+        c("s3").put_bucket_logging(Bucket=bucket, BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": log_bucket, "TargetPrefix": "access-logs/"}})
+    trail_key: dict[str, str] = {}
+    if spec.trail_kms:
+        key_id = c("kms").create_key(Description="trail")["KeyMetadata"]["KeyId"]
+        if spec.trail_key_rotation:
+            c("kms").enable_key_rotation(KeyId=key_id)
+        trail_key["KmsKeyId"] = key_id
     ct = c("cloudtrail")
     trail = ct.create_trail(Name="rootwatch", S3BucketName=bucket, IsMultiRegionTrail=True,
                             EnableLogFileValidation=True, CloudWatchLogsLogGroupArn=group_arn,
-                            CloudWatchLogsRoleArn=f"arn:aws:iam::{account}:role/rootwatch-trail")
+                            CloudWatchLogsRoleArn=f"arn:aws:iam::{account}:role/rootwatch-trail", **trail_key)
     if spec.selectors == "advanced-all":
         ct.put_event_selectors(TrailName="rootwatch", AdvancedEventSelectors=[
             {"Name": "management", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}])
@@ -158,9 +176,15 @@ def build_account(url: str, account: str, spec: AccountSpec) -> dict[str, str]:
              "Resource": "*"},
             {"Effect": "Allow", "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}]}
-        attrs["KmsMasterKeyId"] = c("kms").create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
+        meta = c("kms").create_key(Policy=json.dumps(policy))["KeyMetadata"]
+        c("kms").enable_key_rotation(KeyId=meta["KeyId"])
+        attrs["KmsMasterKeyId"] = meta["Arn"]
     sns = c("sns")
     topic = sns.create_topic(Name=TOPIC_NAME, Attributes=attrs)["TopicArn"]
+    if spec.public_topic:
+        sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Sid": "Everyone", "Effect": "Allow", "Principal": {"AWS": "*"},
+                                                   "Action": "sns:Publish", "Resource": topic}]}))
     if spec.subscriber:
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
     c("cloudwatch").put_metric_alarm(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +46,10 @@ def compliant_facts() -> dict[str, Any]:
         "accountId": ACCT,
         "trails": [{
             "trail": {"Name": "rootwatch", "IsMultiRegionTrail": True, "LogFileValidationEnabled": True,
-                      "HomeRegion": "us-east-1", "CloudWatchLogsLogGroupArn": GROUP_ARN},
+                      "HomeRegion": "us-east-1", "CloudWatchLogsLogGroupArn": GROUP_ARN,
+                      "S3BucketName": "trail-bucket", "KmsKeyId": f"arn:aws:kms:us-east-1:{ACCT}:key/trail"},
+            "bucketLogging": {"TargetBucket": "access-logs", "TargetPrefix": "access-logs/"},
+            "keyRotation": True,
             "status": {"IsLogging": True},
             "selectors": {"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": True}]},
             "logGroup": audit.log_group_from_arn(GROUP_ARN),
@@ -489,3 +493,37 @@ def test_audit_input_errors_exit_2(argv: list[str], message: str, capsys: pytest
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and out == ""
+
+
+# ---------------------------------------------------------------- CIS trail storage and public policies (issue 12)
+
+HARDENING_CASES = {  # account -> (spec, the one failing check, words in its reason)
+    "unencrypted-trail": (AccountSpec(trail_kms=False), "trail", "not KMS-encrypted (CloudTrail.2"),
+    "key-not-rotating": (AccountSpec(trail_key_rotation=False), "trail", "does not rotate"),
+    "bucket-not-logged": (AccountSpec(bucket_logging=False), "trail", "does not log access"),
+    "public-topic": (AccountSpec(public_topic=True), "topic", "the topic policy is public (Everyone)"),
+}
+
+
+def test_audit_checks_trail_kms_rotation_access_logging_and_public_topics(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+
+    with moto_server() as url:
+        aws_env(monkeypatch, tmp_path)
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        ids = create_member_accounts(url, tuple(HARDENING_CASES))
+        build_account(url, MGMT, AccountSpec())
+        for n, (spec, _, _) in HARDENING_CASES.items():
+            build_account(url, ids[n], spec)
+        code, out, _ = run_cli(["audit", "--accounts", MGMT, *ids.values(), "--endpoint-url", url,
+                                "--format", "json"], capsys, monkeypatch)
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+    assert code == 1
+    rows = {r["id"]: r for r in json.loads(out)["accounts"]}
+    assert rows[MGMT]["compliant"] is True, rows[MGMT]
+    assert "KMS-encrypted with a rotating key, bucket access logged" in rows[MGMT]["checks"]["trail"]["reason"]
+    for n, (_, check, words) in HARDENING_CASES.items():
+        checks = rows[ids[n]]["checks"]
+        assert failed(checks).keys() == {check}, (n, checks)
+        assert words in checks[check]["reason"], (n, checks[check])

@@ -68,6 +68,7 @@ class FakePulumi(PulumiCommand):
         self.command = "pulumi"
         self.version = VersionInfo.parse("3.272.0")
         self.calls: list[list[str]] = []
+        self.stdin: list[tuple[list[str], str]] = []
         self.cwds: set[str] = set()
         self.stacks = set(stacks or ())
         self.locked = dict(locked or {})  # stack -> number of attempts answered "locked"
@@ -80,6 +81,12 @@ class FakePulumi(PulumiCommand):
         self.guard = threading.Lock()
         self.active = 0
         self.max_active = 0
+
+    def run_with_input(self, args: list[str], cwd: str, additional_env: Any, stdin: str) -> CommandResult:
+        # What rootwatch feeds the CLI on stdin (secret values), kept apart from argv.
+        with self.guard:
+            self.stdin.append((list(args), stdin))
+        return self.run(args, cwd, additional_env)
 
     def calls_for(self, stack: str, verb: str | None = None) -> list[list[str]]:
         return [c for c in self.calls if _stack_of(c) == stack and (verb is None or c[0] == verb)]
@@ -183,6 +190,8 @@ def make_project(root: Path) -> Path:
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "stacks").mkdir()
     example = yaml.safe_load((REPO / "stacks" / "Pulumi.example.yaml").read_text())
+    # The shipped example holds a plain placeholder; a real base stack holds the endpoint as ciphertext.
+    example["config"]["rootwatch:routes"]["critical"][0]["endpoint"] = {"secure": PD_CIPHERTEXT}
     (root / "stacks" / "Pulumi.example.yaml").write_text(yaml.safe_dump(example, sort_keys=False))
     shared = {"encryptionsalt": SALT, **copy.deepcopy(example)}
     (root / "stacks" / "Pulumi.shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
@@ -236,8 +245,8 @@ def test_account_config_narrows_the_base_to_one_account_and_puts_its_severity_fi
     assert plain["rootwatch:severity"] == base["rootwatch:severity"]
 
 
-def test_rendering_copies_ciphertext_only_with_the_bases_provider_material() -> None:
-    example = read(REPO / "stacks" / "Pulumi.example.yaml")
+def test_rendering_copies_ciphertext_only_with_the_bases_provider_material(project: Path) -> None:
+    example = read(project / "stacks" / "Pulumi.example.yaml")  # with a `secure:` endpoint (make_project)
     spec = AccountSpec(ACCT, "payments-prod")
 
     shared = automation.render_stack({"encryptionsalt": SALT, **example}, spec)
@@ -375,9 +384,12 @@ def test_secrets_that_cannot_be_copied_must_be_re_set_and_are_never_written_in_c
     value = "https://events.pagerduty.com/v2/enqueue?key=TOPSECRET"
     result = enroll(project, fake, base_stack="example", secrets={PD_KEY: value})
     assert result.ok
-    set_all = [c for c in fake.calls if c[:2] == ["config", "set-all"]]
-    # Set through the CLI as a secret, path style, into the stack's own file (the CLI encrypts it).
-    assert set_all == [["config", "set-all", "--stack", STACK, "--path", "--secret", f"{PD_KEY}={value}"]]
+    # Set through the CLI as a secret, path style, into the stack's own file (the CLI encrypts it),
+    # the value on stdin: never an argument, which every local user can read in `ps`.
+    config_calls = [c for c in fake.calls if c[0] == "config"]
+    assert config_calls == [["config", "set", "--path", "--secret", PD_KEY, "--stack", STACK, "--non-interactive"]]
+    assert fake.stdin == [(config_calls[0], value)]
+    assert not any("TOPSECRET" in a for c in fake.calls for a in c)
     assert ["stack", "init", STACK] in fake.calls  # the backend's own secrets provider
     text = (project / "stacks" / f"Pulumi.{STACK}.yaml").read_text()
     assert "TOPSECRET" not in text and PD_CIPHERTEXT not in text
@@ -544,3 +556,21 @@ def test_the_cli_is_found_via_rootwatch_pulumi_pulumi_home_or_explicit_path(tmp_
         automation.find_pulumi("/nowhere/pulumi", env=env)
     cmd = automation.resolve_pulumi(str(binary))
     assert isinstance(cmd, PulumiCommand) and cmd.command == str(binary) and str(cmd.version) == "3.272.0"
+
+
+def test_the_real_cli_gets_secrets_on_stdin_not_in_argv(tmp_path: Path) -> None:
+    # A stand-in binary that records its argv and stdin, run the way the real CLI is.
+    record = tmp_path / "record.json"
+    binary = tmp_path / "pulumi"
+    binary.write_text("#!/usr/bin/env python3\nimport json, sys\n"
+                      f"json.dump({{'argv': sys.argv[1:], 'stdin': sys.stdin.read()}}, open({str(record)!r}, 'w'))\n")
+    binary.chmod(0o755)
+
+    class Located:
+        command = str(binary)
+
+    automation.run_with_input(Located(), ["config", "set", "--path", "--secret", PD_KEY, "--stack", STACK,
+                                          "--non-interactive"], str(tmp_path), {}, "https://x.example/?key=TOPSECRET")
+    seen = json.loads(record.read_text())
+    assert seen["stdin"] == "https://x.example/?key=TOPSECRET"
+    assert not any("TOPSECRET" in a for a in seen["argv"])

@@ -188,8 +188,8 @@ def test_explicit_stack_checks_the_declared_log_group() -> None:
     doc = mockrun.run("explicit").outputs["compliance"]
     assert doc["kpis"]["policyComplianceScore"] == 100.0
     checks = doc["accounts"]["333333333301"]["checks"]
-    assert checks["trail"]["status"] == "pass" and "'aws-controltower/CloudTrailLogs'" in checks["trail"]["reason"]
-    assert "'aws-controltower/CloudTrailLogs'" in checks["metricFilter"]["reason"]
+    assert checks["trail"]["status"] == "pass" and "'/org/cloudtrail/account-trail'" in checks["trail"]["reason"]
+    assert "'/org/cloudtrail/account-trail'" in checks["metricFilter"]["reason"]
 
 
 # --- weakened variants ---------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_key_policy_must_let_cloudwatch_use_the_key(resources: list[PolicyInput]
         doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "AllowAlarmAndEventDelivery"]
         p["policy"] = json.dumps(doc)
 
-    c = only_failure(verdict(changed(resources, compliance.KEY_TYPE, MEMBER, no_services)))
+    c = only_failure(verdict(changed(resources, compliance.KEY_TYPE, MEMBER, no_services, "alerts-key")))
     assert c.check == "topic" and "does not let cloudwatch.amazonaws.com use it" in c.reason
 
 

@@ -27,8 +27,8 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
 
     Volumes: 1,048,576 events of 1,024 bytes (exactly 1 GiB ingested), an existing trail, 10 alerts.
     Footprint counted from the plan: 1 trail, trail log group kept 365 days, bucket to Glacier after
-    90 days and expired after 2,557; 1 metric filter; 2 standard alarms (root 60 s, DLQ 300 s); 1 KMS
-    key; 4 topics with 3 e-mail, 1 https, 2 SQS subscriptions; 5 rules in 4 regions, 3 forwarding
+    90 days and expired after 2,557; 1 metric filter; 2 standard alarms (root 60 s, DLQ 300 s); 2 KMS
+    keys (alerts, trail: the trail's log files are encrypted); 4 topics with 3 e-mail, 1 https, 2 SQS subscriptions; 5 rules in 4 regions, 3 forwarding
     targets; the 256 MB arm64 formatter; 1 dead-letter queue.
 
     CloudTrail    1,048,576 events x $2.00 / 100,000 (paid second copy)           = 20.97152
@@ -44,14 +44,14 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
                   = 97.641530 GiB x $0.0036                                        =  0.351510
     Metric        1 filter x 10 alert hours / 730 x $0.30                          =  0.004110
     Alarms        2 x $0.10                                                        =  0.20
-    KMS           1 key x $1.00 + 20 requests x $0.03/10,000                       =  1.00006
+    KMS           2 keys x $1.00 + (20 alert + 34,560 log-file) requests x $0.03/10,000 =  2.103740
     EventBridge   CloudTrail events free; 10 forwarded x $1.00/1M                  =  0.00001
     SNS           10 publishes x $0.50/1M + 7.5 e-mails x $2.00/100k + 2.5 https x $0.60/1M = 0.0001565
     Lambda        10 x $0.20/1M + 10 x 1 s x 0.25 GB x $0.0000133334               =  0.0000353
-    Total                                                                         = 24.794067
+    Total                                                                         = 25.897747
     """
     fp = cost.footprint(example.by_account()["222222222206"])
-    assert (fp.trails, fp.trail_log_retention_days, fp.standard_alarms, fp.kms_keys, fp.topics) == (1, (365,), 2, 1, 4)
+    assert (fp.trails, fp.trail_log_retention_days, fp.standard_alarms, fp.kms_keys, fp.topics) == (1, (365,), 2, 2, 4)
     assert fp.subscriptions == {"email": 3, "https": 1, "sqs": 2}
     assert (fp.regions, fp.cross_region_targets, fp.glacier_after_days, fp.expire_after_days) == (4, 3, 90, 2557)
 
@@ -61,11 +61,11 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     assert by["CloudWatch Logs"] == pytest.approx(0.50 + 0.0553332, abs=1e-6)
     assert by["S3"] == pytest.approx(0.1728 + 1.0368 + 0.5017333 + 0.3515095, abs=1e-6)
     assert by["CloudWatch"] == pytest.approx(0.0041096 + 0.20, abs=1e-6)
-    assert by["KMS"] == pytest.approx(1.00006)
+    assert by["KMS"] == pytest.approx(2.0 + (20 + 34_560) * 0.03 / 10_000)
     assert by["EventBridge"] == pytest.approx(0.00001)
     assert by["SNS"] == pytest.approx(0.0001565)
     assert by["Lambda"] == pytest.approx(0.0000353335)
-    assert c.total == pytest.approx(24.794067, abs=1e-6)
+    assert c.total == pytest.approx(25.897747, abs=1e-6)
 
 
 def test_the_first_copy_is_free_when_no_other_trail_records_the_account(example: mockrun.Run) -> None:
@@ -87,9 +87,12 @@ def test_existing_mode_pays_no_trail_no_ingestion_and_no_bucket() -> None:
     assert c.total == pytest.approx(1.20, abs=0.01)
 
 
-def test_a_ten_second_period_is_billed_as_a_high_resolution_alarm() -> None:
-    run = mockrun.run("example", extra_config={"rootwatch:alarm": json.dumps({"periodSeconds": 10})})
-    fp = cost.footprint(run.by_account()["222222222201"])
+def test_a_ten_second_period_is_billed_as_a_high_resolution_alarm(example: mockrun.Run) -> None:
+    # rootwatch refuses periods under 60 s (settings), but the model prices a stack that has one.
+    resources = example.by_account()["222222222201"]
+    alarm = next(r for r in resources if r.name == "rootwatch-222222222201-alarm")
+    ten_seconds = [type(r)(**{**r.__dict__, "inputs": {**r.inputs, "period": 10}}) if r is alarm else r for r in resources]
+    fp = cost.footprint(ten_seconds)
     assert (fp.standard_alarms, fp.high_resolution_alarms) == (1, 1)  # the DLQ alarm keeps 300 s
     c = cost.estimate(fp, cost.Volume(0, 1500, True, 0), "us-east-1")
     assert c.by_service()["CloudWatch"] == pytest.approx(0.10 + 0.30)
@@ -148,8 +151,8 @@ def test_plan_text_shows_the_cost_column_total_and_assumptions(capsys: pytest.Ca
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("222222222201"))
     header = next(line for line in out.splitlines() if line.startswith("ACCOUNT"))
-    assert row[header.index("COST/MONTH"):].split()[0] == "$9.47"
-    assert "Monthly cost: $75.76 USD for 8 accounts ($9.47 per account), trail mode managed" in out
+    assert row[header.index("COST/MONTH"):].split()[0] == "$10.57"
+    assert "Monthly cost: $84.56 USD for 8 accounts ($10.57 per account), trail mode managed" in out
     assert "CloudTrail $48.00" in out and "assumptions:" in out
 
 
@@ -191,7 +194,7 @@ def test_organization_mode_members_get_their_own_status_not_compliant(org_mode: 
     assert member["status"] == "organization-trail" and member["compliant"] is False
     assert {k: c["status"] for k, c in member["checks"].items()} == {
         "trail": "organization-trail", "metricFilter": "organization-trail", "alarm": "organization-trail",
-        "topic": "organization-trail", "realtime": "pass"}
+        "topic": "organization-trail", "realtime": "pass", "hardening": "pass"}
     assert "NO_DATA" in member["checks"]["trail"]["reason"] and ORG_GROUP in member["checks"]["trail"]["reason"]
     owner = doc["accounts"]["111111111111"]
     assert owner["status"] == "compliant", owner

@@ -121,7 +121,10 @@ def test_enroll_config_and_secret_problems_exit_2(fake: FakePulumi, capsys: pyte
     assert cli.main(["enroll", ACCT, "--secret", f"{PD_KEY}=PD_URL"]) == 0
     captured = capsys.readouterr()
     assert "TOPSECRET" not in captured.err + captured.out
-    assert [c for c in fake.calls if c[0] == "config"][0][:6] == ["config", "set-all", "--stack", STACK, "--path", "--secret"]
+    # The value goes on stdin, never on the command line.
+    (cfg,) = [c for c in fake.calls if c[0] == "config"]
+    assert cfg == ["config", "set", "--path", "--secret", PD_KEY, "--stack", STACK, "--non-interactive"]
+    assert fake.stdin == [(cfg, "https://events.pagerduty.com/v2/enqueue?key=TOPSECRET")]
 
 
 def test_enroll_preview_changes_nothing_and_exits_0(fake: FakePulumi, capsys: pytest.CaptureFixture[str]) -> None:

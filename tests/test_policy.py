@@ -67,7 +67,7 @@ def test_rootwatch_stacks_pass_with_the_config_their_settings_imply(stack: str) 
     assert policy.check_resources(policy.from_registered(run.resources), config) == []
     if stack == "explicit":
         # Without the declared log group (trail.mode existing) the chain has no trail to start from.
-        assert config[policy.COMPLETE_CHAIN]["existingLogGroupName"] == "aws-controltower/CloudTrailLogs"
+        assert config[policy.COMPLETE_CHAIN]["existingLogGroupName"] == "/org/cloudtrail/account-trail"
         missing = policy.check_resources(policy.from_registered(run.resources))
         assert any("no CloudTrail trail in this account" in v.message for v in missing)
     else:

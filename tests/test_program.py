@@ -120,7 +120,13 @@ def test_trail_is_multi_region_validated_and_records_reads_and_writes(run: mockr
 
 def test_member_providers_assume_the_role_into_their_own_account_only(run: mockrun.Run) -> None:
     providers = {p.name: p for p in run.by_type("pulumi:providers:aws")}
-    assert set(providers) == {f"account-{a}" for a in MEMBERS_IN_SCOPE}
+    assert set(providers) == {f"account-{a}" for a in IN_SCOPE}
+    # The management account: pinned, tagged, in the home region, and no role assumed into itself.
+    mgmt = providers[f"account-{MGMT}"].inputs
+    assert json.loads(mgmt["allowedAccountIds"]) == [MGMT]
+    assert not mgmt.get("assumeRoles") or json.loads(mgmt["assumeRoles"]) in (None, [])
+    assert json.loads(mgmt["defaultTags"]) == {"tags": {"rootwatch:managed": "true", "rootwatch:stack": "example"}}
+    assert mgmt["region"] == "us-east-1"
     for acct in MEMBERS_IN_SCOPE:
         i = providers[f"account-{acct}"].inputs
         roles = json.loads(i["assumeRoles"])
@@ -137,15 +143,14 @@ def test_every_child_is_created_through_its_own_accounts_provider(run: mockrun.R
     for r in custom:
         acct = component_of(run, r)
         ref = r.provider.rsplit("::", 1)[0]
-        if acct == MGMT:
-            # The management account never assumes a role into itself: default provider.
-            assert ref == "", r.name
-        else:
-            assert provider_urns.get(ref) == acct, r.name
+        # The management account too: its pinned provider, never the default one.
+        assert provider_urns.get(ref) == acct, r.name
 
 
 def test_bucket_policy_lets_only_this_trail_write_and_denies_plain_http(run: mockrun.Run) -> None:
     for bp in run.by_type("aws:s3/bucketPolicy:BucketPolicy"):
+        if not bp.name.endswith("-trail-bucket-policy"):
+            continue  # the access-log bucket's policy: test_trailsecurity
         acct = component_of(run, bp)
         doc = policy(bp)
         trail = f"arn:aws:cloudtrail:us-east-1:{acct}:trail/rootwatch"
@@ -258,7 +263,7 @@ def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(expli
     assert explicit.by_type("aws:s3/bucket:Bucket") == []
     filters = explicit.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
     assert len(filters) == 2
-    assert all(f.inputs["logGroupName"] == "aws-controltower/CloudTrailLogs" and f.inputs["pattern"] == CIS_EXACT for f in filters)
+    assert all(f.inputs["logGroupName"] == "/org/cloudtrail/account-trail" and f.inputs["pattern"] == CIS_EXACT for f in filters)
     providers = explicit.by_type("pulumi:providers:aws")
     assert sorted(json.loads(p.inputs["assumeRoles"])[0]["roleArn"] for p in providers) == [
         "arn:aws:iam::333333333301:role/RootwatchDeployer",
@@ -268,8 +273,15 @@ def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(expli
     assert explicit.invokes == [] or all("organizations" not in t for t in explicit.invokes)
 
 
-def test_secret_route_endpoints_stay_secret(run: mockrun.Run) -> None:
-    # The example's PagerDuty endpoint is a `secure:` value: never in outputs.
+def test_secret_route_endpoints_stay_secret(tmp_path: Any) -> None:
+    # A stack whose PagerDuty endpoint is a `secure:` value (the example ships a plain placeholder).
+    import yaml
+
+    doc = yaml.safe_load((mockrun.PROJECT_DIR / "stacks" / "Pulumi.example.yaml").read_text())
+    doc["config"]["rootwatch:routes"]["critical"][0]["endpoint"] = {"secure": "v1:cGFnZXJkdXR5LWtleQ=="}
+    path = tmp_path / "Pulumi.secret.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    run = mockrun.run(str(path))
     assert "[secret]" not in json.dumps(run.outputs)
     assert "rootwatch:routes" in run.config.secret_keys
     secret_subs = [
@@ -281,7 +293,7 @@ def test_secret_route_endpoints_stay_secret(run: mockrun.Run) -> None:
 
 def test_external_id_is_passed_as_a_secret() -> None:
     r = mockrun.run("example", extra_config={"rootwatch:access": json.dumps({"externalId": "vending-7f3a9c"})})
-    (p, *_) = r.by_type("pulumi:providers:aws")
+    (p, *_) = [x for x in r.by_type("pulumi:providers:aws") if x.name != f"account-{MGMT}"]
     assert "assumeRoles" in p.secret_inputs
     assert "vending-7f3a9c" not in json.dumps(r.outputs)
 

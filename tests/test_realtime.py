@@ -114,10 +114,10 @@ def test_rules_in_every_configured_region_of_every_account(run: mockrun.Run, vie
             assert rule.name == f"rootwatch-{acct}-rule-{region}"
             assert rule.inputs["state"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" and "isEnabled" not in rule.inputs
             assert json.loads(rule.inputs["eventPattern"]) == realtime.root_pattern()
-            # A child of the monitor, through the account's own provider (none for management).
+            # A child of the monitor, through the account's own pinned provider (management's too).
             assert rule.parent == monitors[acct]
             ref = rule.provider.rsplit("::", 1)[0]
-            assert (ref == "") if acct == MGMT else (providers[ref] == acct)
+            assert providers[ref] == acct
 
 
 def test_the_rule_pattern_is_the_detection_models_extended_rule() -> None:
@@ -347,7 +347,7 @@ def test_formatter_permissions_destinations_and_dead_letter_queue(view: View) ->
         st = {s["Sid"]: s for s in doc["Statement"]}
         topics = sorted(topic_arns(view, acct))
         assert sorted(st["PublishToRoutes"]["Resource"]) == topics and st["PublishToRoutes"]["Action"] == "sns:Publish"
-        (key,) = view.of("aws:kms/key:Key", acct)
+        (key,) = [k for k in view.of("aws:kms/key:Key", acct) if k.name.endswith("-alerts-key")]
         assert st["UseAlertKey"]["Resource"] == f"arn:aws:kms:us-east-1:{acct}:key/mock-key-{key.name}"
 
         perms = view.of("aws:lambda/permission:Permission", acct)

@@ -50,6 +50,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from rootwatch.compliance.rules import public_statements
 from rootwatch.core.errors import RootwatchError
 from rootwatch.detection.rule import CIS_PATTERN
 
@@ -290,6 +291,7 @@ def collect(clients: Clients, account_id: str, *, org: OrgContext, realtime: boo
             if not _not_found(exc):
                 raise
             entry["trailError"] = describe_error(exc)
+        entry.update(collect_trail_storage(clients, trail))
         lg = log_group_from_arn(trail.get("CloudWatchLogsLogGroupArn") or "")
         entry["logGroup"] = lg
         if not lg or lg["account"] != account_id:
@@ -324,6 +326,35 @@ def collect(clients: Clients, account_id: str, *, org: OrgContext, realtime: boo
     return facts
 
 
+def _readable(exc: BaseException) -> bool:
+    """A resource we may not read (another account's, or no permission): reported, not raised."""
+    return _not_found(exc) or error_code(exc) in ("AccessDeniedException", "AccessDenied")
+
+
+def collect_trail_storage(clients: Clients, trail: Mapping[str, Any]) -> dict[str, Any]:
+    """The trail bucket's access logging and the trail key's rotation (CIS 3.x, what Prowler checks)."""
+    out: dict[str, Any] = {"bucketLogging": None, "bucketLoggingError": None,
+                           "keyRotation": None, "keyRotationError": None}
+    bucket = trail.get("S3BucketName")
+    if bucket:
+        try:
+            out["bucketLogging"] = clients("s3").get_bucket_logging(Bucket=bucket).get("LoggingEnabled") or {}
+        except Exception as exc:
+            if not _readable(exc):
+                raise
+            out["bucketLoggingError"] = describe_error(exc)
+    key = trail.get("KmsKeyId")
+    if key:
+        region = parse_arn(key)["region"] if key.startswith("arn:") else trail.get("HomeRegion") or clients.region
+        try:
+            out["keyRotation"] = bool(clients("kms", region).get_key_rotation_status(KeyId=key).get("KeyRotationEnabled"))
+        except Exception as exc:
+            if not _readable(exc):
+                raise
+            out["keyRotationError"] = describe_error(exc)
+    return out
+
+
 def collect_topic(clients: Clients, arn: str) -> dict[str, Any]:
     region = parse_arn(arn)["region"] or clients.region
     sns = clients("sns", region)
@@ -343,6 +374,8 @@ def collect_topic(clients: Clients, arn: str) -> dict[str, Any]:
         try:
             key["metadata"] = kms.describe_key(KeyId=key_id)["KeyMetadata"]
             key["policy"] = kms.get_key_policy(KeyId=key["metadata"]["KeyId"], PolicyName="default")["Policy"]
+            if key["metadata"].get("KeyManager") != "AWS":
+                key["rotation"] = bool(kms.get_key_rotation_status(KeyId=key["metadata"]["KeyId"]).get("KeyRotationEnabled"))
         except Exception as exc:  # a key in another account or without kms:GetKeyPolicy for us
             if not (_not_found(exc) or error_code(exc) in ("AccessDeniedException", "AccessDenied")):
                 raise
@@ -477,9 +510,28 @@ def evaluate_trail(entry: Mapping[str, Any]) -> Check:
         problems.append("write management events are excluded (needs ReadWriteType All)")
     if not trail.get("CloudWatchLogsLogGroupArn"):
         problems.append("does not deliver to CloudWatch Logs")
+    problems.extend(trail_storage_problems(entry))
     if problems:
         return _fail(f"trail {name}: " + "; ".join(problems))
-    return _ok(f"trail {name}: multi-region, logging, log file validation, read+write management events")
+    return _ok(f"trail {name}: multi-region, logging, log file validation, read+write management events, "
+               "KMS-encrypted with a rotating key, bucket access logged")
+
+
+def trail_storage_problems(entry: Mapping[str, Any]) -> list[str]:
+    """KMS on the trail, its key's rotation and its bucket's access logging (as Prowler checks them)."""
+    trail = entry.get("trail", {})
+    problems: list[str] = []
+    if not trail.get("KmsKeyId"):
+        problems.append("logs are not KMS-encrypted (CloudTrail.2: set a customer-managed KmsKeyId)")
+    elif entry.get("keyRotationError"):
+        problems.append(f"cannot verify rotation of key {trail['KmsKeyId']}: {entry['keyRotationError']}")
+    elif entry.get("keyRotation") is False:
+        problems.append(f"key {trail['KmsKeyId']} does not rotate")
+    if entry.get("bucketLoggingError"):
+        problems.append(f"cannot read access logging of bucket {trail.get('S3BucketName')}: {entry['bucketLoggingError']}")
+    elif entry.get("bucketLogging") is not None and not entry["bucketLogging"].get("TargetBucket"):
+        problems.append(f"bucket {trail.get('S3BucketName')} does not log access (S3 server access logging)")
+    return problems
 
 
 def _filter_candidates(entry: Mapping[str, Any], account_id: str) -> list[tuple[Mapping[str, Any] | None, Check]]:
@@ -593,6 +645,13 @@ def evaluate_topic(arn: str, topic: Mapping[str, Any] | None) -> Check:
             if not key_policy_allows_cloudwatch(policy):
                 problems.append(f"KMS key {key_id} policy does not let cloudwatch.amazonaws.com use it "
                                 "(kms:Decrypt, kms:GenerateDataKey*)")
+            if public_statements(policy):
+                problems.append(f"KMS key {key_id} policy is public ({', '.join(public_statements(policy))})")
+            if key.get("rotation") is False:
+                problems.append(f"KMS key {key_id} does not rotate")
+    topic_policy = (topic.get("attributes") or {}).get("Policy")
+    if topic_policy and public_statements(topic_policy):
+        problems.append(f"the topic policy is public ({', '.join(public_statements(topic_policy))}): anyone may use it")
     if problems:
         return _fail(f"topic {arn}: " + "; ".join(problems))
     how = "customer-managed KMS key" if key_id else "unencrypted"

@@ -73,6 +73,7 @@ from rootwatch.compliance.model import (  # noqa: F401 - the package's public AP
     PENDING,
     PROVIDER_TYPE,
     REALTIME,
+    HARDENING,
     RESOURCE_SIG,
     SCHEMA,
     SECRET,

@@ -13,6 +13,12 @@ from rootwatch.compliance.model import (
     ALARM,
     ALARM_TYPE,
     ALIAS_TYPE,
+    BUCKET_LOGGING_TYPE,
+    BUCKET_TYPE,
+    HARDENING,
+    QUEUE_POLICY_TYPE,
+    QUEUE_TYPE,
+    TOPIC_POLICY_TYPE,
     CLOUDWATCH_PRINCIPAL,
     EVENT_RULE_TYPE,
     FAIL,
@@ -40,6 +46,7 @@ from rootwatch.compliance.rules import (
     is_sns_arn,
     key_policy_problems,
     pattern_problems,
+    public_statements,
     retention_problems,
     rule_problems,
     topic_encryption_problems,
@@ -47,6 +54,7 @@ from rootwatch.compliance.rules import (
 )
 from rootwatch.compliance.values import (
     Problems,
+    as_bool,
     as_list,
     as_number,
     first_object,
@@ -125,6 +133,7 @@ def check_trail(acct: AccountResources, idx: ResourceIndex, req: Requirements) -
     scored = []
     for t in trails:
         p = trail_problems(t.props)
+        _trail_storage_problems(t, acct, idx, p)
         group = _trail_log_group(t, acct, idx)
         if group is not None and group.name and "cloudWatchLogsGroupArn" in p.unknown:
             p.unknown.remove("cloudWatchLogsGroupArn")  # unknown before deploy, but it comes from this log group
@@ -165,6 +174,43 @@ def organization_member(trail: CheckResult, checks: Sequence[CheckResult]) -> li
     if trail.status != ORGANIZATION_TRAIL:
         return list(checks)
     return [CheckResult(c.check, ORGANIZATION_TRAIL, trail.reason) if c.status == FAIL else c for c in checks]
+
+
+def _same_bucket(ref: PolicyInput, prop: str, bucket: str | None, bucket_res: PolicyInput | None, idx: ResourceIndex) -> bool | None:
+    """Does ``ref.prop`` name the trail's bucket? None: unknown before deploy."""
+    name = known_str(ref.props.get(prop))
+    if name and bucket:
+        return name == bucket
+    deps = idx.deps(ref, prop, BUCKET_TYPE)
+    if deps and bucket_res is not None:
+        return any(d.urn == bucket_res.urn for d in deps)
+    return None
+
+
+def _trail_storage_problems(trail: PolicyInput, acct: AccountResources, idx: ResourceIndex, p: Problems) -> None:
+    """S3 access logging on the trail's bucket (CIS 3.x) and rotation of the trail's key, when managed here."""
+    bucket = known_str(trail.props.get("s3BucketName"))
+    bucket_res = next(iter(idx.deps(trail, "s3BucketName", BUCKET_TYPE)), None)
+    if bucket is None and bucket_res is not None:
+        bucket = known_str(bucket_res.props.get("bucket"))
+    logging = [_same_bucket(bl, "bucket", bucket, bucket_res, idx) for bl in acct.of(BUCKET_LOGGING_TYPE)]
+    if True not in logging:
+        if None in logging:
+            p.unknown.append("bucket access logging")
+        elif bucket or bucket_res is not None:
+            p.failures.append(f"the trail's bucket {bucket or bucket_res.name!r} does not log access (CIS 3.x): add "  # type: ignore[union-attr]
+                              "a BucketLogging into a log bucket of this account")
+    ref = trail.props.get("kmsKeyId")
+    keys = idx.deps(trail, "kmsKeyId", KEY_TYPE) or [
+        k for k in acct.of(KEY_TYPE) if known_str(ref) and known_str(ref) == known_str(k.props.get("arn"))]
+    if keys and "kmsKeyId" in p.unknown:
+        p.unknown.remove("kmsKeyId")  # unknown before deploy, but it comes from a key of this stack
+    for k in keys:
+        rotation = as_bool(k.props.get("enableKeyRotation"), False)
+        if rotation is None:
+            p.unknown.append("key rotation")
+        elif not rotation:
+            p.failures.append(f"the trail's key {k.props.get('arn') or k.name!r} does not rotate: set enableKeyRotation: true")
 
 
 def _log_group_named(acct: AccountResources, name: str) -> PolicyInput | None:
@@ -439,3 +485,30 @@ def check_realtime(acct: AccountResources, req: Requirements) -> CheckResult:
                        f"{', '.join(req.required_regions)}")
 
 
+
+
+def check_hardening(acct: AccountResources) -> CheckResult:
+    """Every key of the account rotates, and no topic, key or queue policy is open to everyone."""
+    p = Problems()
+    for k in acct.of(KEY_TYPE):
+        rotation = as_bool(k.props.get("enableKeyRotation"), False)
+        if rotation is None:
+            p.unknown.append(f"rotation of key {k.name}")
+        elif not rotation:
+            p.failures.append(f"key {k.props.get('arn') or k.name!r} does not rotate (enableKeyRotation)")
+    sources = [(TOPIC_POLICY_TYPE, "policy", "topic policy"), (TOPIC_TYPE, "policy", "topic policy"),
+               (KEY_TYPE, "policy", "key policy"), (QUEUE_TYPE, "policy", "queue policy"),
+               (QUEUE_POLICY_TYPE, "policy", "queue policy")]
+    for typ, prop, what in sources:
+        for r in acct.of(typ):
+            value = r.props.get(prop)
+            if is_unknown(value):
+                p.unknown.append(f"{what} of {r.name}")
+                continue
+            open_ = public_statements(value)
+            if open_:
+                p.failures.append(f"{what} of {r.props.get('name') or r.name!r} is public: statement(s) "
+                                  f"{', '.join(open_)} allow any principal with no account or source condition")
+    if p.status == PASS:
+        return CheckResult(HARDENING, PASS, "every KMS key rotates; no topic, key or queue policy is public")
+    return CheckResult(HARDENING, p.status, p.text(), acct.provider_urn or None)

@@ -13,6 +13,7 @@ from rootwatch.compliance.checks import (
     SubscriptionIndex,
     check_alarm,
     check_filter,
+    check_hardening,
     check_realtime,
     check_topic,
     check_trail,
@@ -54,7 +55,8 @@ def evaluate(
         topic = check_topic(acct, idx, alarm_res, subs)
         metric_filter, alarm, topic = organization_member(trail, (metric_filter, alarm, topic))
         realtime = check_realtime(acct, requirements)
-        checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime)}
+        hardening = check_hardening(acct)
+        checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime, hardening)}
         verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks)
     return verdicts
 

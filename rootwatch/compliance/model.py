@@ -13,7 +13,9 @@ SCHEMA = "rootwatch.compliance/v1"
 
 # Check names, in chain order (also the keys of the `checks` object in outputs).
 TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME = "trail", "metricFilter", "alarm", "topic", "realtime"
-CHECKS: tuple[str, ...] = (TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME)
+# Keys rotate; no topic, key or queue policy is public (Prowler / CIS beyond the chain).
+HARDENING = "hardening"
+CHECKS: tuple[str, ...] = (TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME, HARDENING)
 
 PASS, FAIL, PENDING, SKIPPED = "pass", "fail", "pending", "skipped"
 # trail.mode "organization", member account: the organization trail records it and the CIS filter and alarm
@@ -30,11 +32,17 @@ SUBSCRIPTION_TYPE = "aws:sns/topicSubscription:TopicSubscription"
 KEY_TYPE = "aws:kms/key:Key"
 ALIAS_TYPE = "aws:kms/alias:Alias"
 EVENT_RULE_TYPE = "aws:cloudwatch/eventRule:EventRule"
+BUCKET_TYPE = "aws:s3/bucket:Bucket"
+BUCKET_LOGGING_TYPE = "aws:s3/bucketLogging:BucketLogging"
+TOPIC_POLICY_TYPE = "aws:sns/topicPolicy:TopicPolicy"
+QUEUE_TYPE = "aws:sqs/queue:Queue"
+QUEUE_POLICY_TYPE = "aws:sqs/queuePolicy:QueuePolicy"
 
 # Every type evaluate() reads; anything else is irrelevant to the verdict.
 EVIDENCE_TYPES = frozenset({
     PROVIDER_TYPE, TRAIL_TYPE, LOG_GROUP_TYPE, METRIC_FILTER_TYPE, ALARM_TYPE, TOPIC_TYPE,
     SUBSCRIPTION_TYPE, KEY_TYPE, ALIAS_TYPE, EVENT_RULE_TYPE,
+    BUCKET_TYPE, BUCKET_LOGGING_TYPE, TOPIC_POLICY_TYPE, QUEUE_TYPE, QUEUE_POLICY_TYPE,
 })
 
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"

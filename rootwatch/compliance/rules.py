@@ -66,7 +66,39 @@ def trail_problems(props: Mapping[str, Any]) -> Problems:
         p.failures.append(f"cloudWatchLogsGroupArn {group_arn!r} is not a log group ARN (arn:...:log-group:NAME:*)")
     elif not props.get("cloudWatchLogsRoleArn"):
         p.failures.append("no cloudWatchLogsRoleArn: CloudTrail cannot write to the log group")
+    kms = props.get("kmsKeyId")
+    if is_unknown(kms):
+        p.unknown.append("kmsKeyId")
+    elif not kms:
+        p.failures.append("the trail's logs are not KMS-encrypted (CIS 3.x, Security Hub CloudTrail.2): set kmsKeyId "
+                          "to a customer-managed key")
     return p
+
+
+# Conditions that tie a "*" principal to one account, organization or source: not public.
+_LIMITING_CONDITION_KEYS = frozenset(k.lower() for k in (
+    "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:PrincipalOrgID",
+    "aws:PrincipalAccount", "aws:PrincipalArn", "kms:CallerAccount", "aws:SourceVpce", "aws:SourceVpc",
+))
+
+
+def public_statements(policy: Any) -> list[str]:
+    """Sids (or indexes) of Allow statements open to any principal without a limiting condition."""
+    doc = parse_json(policy)
+    if not isinstance(doc, Mapping):
+        return []
+    found = []
+    for i, st in enumerate(as_list(doc.get("Statement"))):
+        if not isinstance(st, Mapping) or st.get("Effect") != "Allow":
+            continue
+        principal = st.get("Principal")
+        aws = as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
+        if principal != "*" and "*" not in aws:
+            continue
+        keys = {str(k).lower() for ops in (st.get("Condition") or {}).values() if isinstance(ops, Mapping) for k in ops}
+        if not keys & _LIMITING_CONDITION_KEYS:
+            found.append(str(st.get("Sid") or f"statement {i}"))
+    return found
 
 
 def _management_events(props: Mapping[str, Any], p: Problems) -> None:

@@ -8,7 +8,7 @@ renames cloud resources.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from rootwatch.core.severity import Severity
 from rootwatch.program.organization import Account
@@ -32,3 +32,5 @@ class RootActivityMonitorArgs:
     routes: Mapping[Severity, Sequence[Subscription]]
     secret_endpoints: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The account's trail key (an Input[str]): it also encrypts the alert formatter's log group.
+    logs_key_arn: Any = None

@@ -106,6 +106,8 @@ class Footprint:
     """The billable parts of one account's planned resources."""
 
     trails: int = 0
+    # Trails whose log files are encrypted with a KMS key (CloudTrail asks KMS for a data key per file).
+    encrypted_trails: int = 0
     # Log groups the rootwatch trail delivers to, with their retention in days (0 = never expire).
     trail_log_retention_days: tuple[int, ...] = ()
     metric_filters: int = 0
@@ -134,11 +136,13 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
     retention: list[int] = []
     subs: dict[str, int] = {}
     std_alarms = hires_alarms = cross_region = memory = 0
-    glacier = expire = 0
+    glacier = expire = encrypted = 0
     rule_regions: set[str] = set()
     for r in resources:
         counts[r.type] = counts.get(r.type, 0) + 1
         i = r.inputs
+        if r.type == TRAIL and i.get("kmsKeyId"):
+            encrypted += 1
         if r.type == LOG_GROUP and i.get("name") == LOG_GROUP_NAME:
             retention.append(int(i.get("retentionInDays") or 0))
         elif r.type == ALARM:
@@ -164,6 +168,7 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
                 expire = int((rule.get("expiration") or {}).get("days") or 0) or expire
     return Footprint(
         trails=counts.get(TRAIL, 0),
+        encrypted_trails=encrypted,
         trail_log_retention_days=tuple(retention),
         metric_filters=counts.get(METRIC_FILTER, 0),
         standard_alarms=std_alarms,
@@ -313,6 +318,8 @@ def estimate(fp: Footprint, vol: Volume, region: str, book: PriceBook | None = N
                                                dpm, book.assume("foreverHorizonDays"))
         files = min(float(events), fp.regions * book.assume("trailFilesPerRegionMonth"))
         add("S3", "trail log files written", files, "s3.putRequests")
+        if fp.encrypted_trails:
+            add("KMS", "requests (one data key per encrypted trail log file)", files, "kms.requests")
         if fp.glacier_after_days:
             add("S3", "trail log files moved to Glacier", files, "s3.glacierTransitions")
             end = fp.expire_after_days or book.assume("foreverHorizonDays")

@@ -179,9 +179,21 @@ _ARN_SERVICE = {
 class SnapshotMocks(pulumi.runtime.Mocks):
     """Answers organization look-ups from a snapshot; gives resources plausible ids and ARNs."""
 
-    def __init__(self, org: snap.Snapshot, home_region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        org: snap.Snapshot,
+        home_region: str = "us-east-1",
+        caller_account: str | None = None,
+        delegated_admins: tuple[str, ...] = (),
+        log_groups: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.org = org
         self.region = home_region
+        # The deploying credentials' account (default: the management account).
+        self.caller_account = caller_account or org.management_account_id
+        self.delegated_admins = delegated_admins
+        # account id -> log group names that exist there (trail.mode existing); None: any name exists.
+        self.log_groups = log_groups
         self.invokes: list[str] = []
         # Provider URN -> account id, filled in by RecordingMonitor as providers register.
         self.account_of_provider: dict[str, str] = {}
@@ -210,14 +222,44 @@ class SnapshotMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         self.invokes.append(args.token)
+        # The account whose provider makes the call (the management account's credentials by default).
+        caller = self.account_of_provider.get((args.provider or "").rsplit("::", 1)[0], self.org.management_account_id)
         answer: Callable[[Mapping[str, Any]], dict[str, Any]] | None = self._calls.get(args.token)
         if answer is None:
             return {}
-        return answer(self, args.args)
+        return answer(self, {**args.args, "_account": caller})
+
+    def _log_groups(self, a: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = a.get("logGroupNamePrefix") or ""
+        acct = a["_account"]
+        names = [prefix] if self.log_groups is None else [n for n in self.log_groups.get(acct, ()) if n.startswith(prefix)]
+        region = a.get("region") or self.region
+        return {"id": region, "region": region, "logGroupNamePrefix": prefix, "logGroupNames": names,
+                "arns": [f"arn:aws:logs:{region}:{acct}:log-group:{n}" for n in names]}
+
+    def _caller_identity(self, _: Mapping[str, Any]) -> dict[str, Any]:
+        acct = self.caller_account
+        return {"id": acct, "accountId": acct, "arn": f"arn:aws:sts::{acct}:assumed-role/deployer/rootwatch",
+                "userId": "AROAEXAMPLE:rootwatch"}
+
+    def _delegated(self, _: Mapping[str, Any]) -> dict[str, Any]:
+        if self.caller_account not in (self.org.management_account_id, *self.delegated_admins):
+            # Real AWS: AccessDenied for a plain member account.
+            raise Exception("AccessDeniedException: not the management account or a delegated administrator")
+        return {"id": "delegated", "delegatedAdministrators": [
+            {"id": a, "arn": f"arn:aws:organizations::{self.org.management_account_id}:account/o-snapshot/{a}",
+             "name": a, "email": "", "status": "ACTIVE", "joinedMethod": "CREATED",
+             "joinedTimestamp": "2024-01-01T00:00:00Z", "delegationEnabledDate": "2024-01-01T00:00:00Z"}
+            for a in self.delegated_admins]}
 
     # Organization invokes, shaped like the provider's results (camelCase keys).
     def _get_organization(self, _: Mapping[str, Any]) -> dict[str, Any]:
         o = self.org
+        if self.caller_account not in (o.management_account_id, *self.delegated_admins):
+            # What the data source returns to any other account: no accounts, no roots, no error.
+            return {"id": "o-snapshot", "arn": f"arn:aws:organizations::{o.management_account_id}:organization/o-snapshot",
+                    "featureSet": "ALL", "masterAccountId": o.management_account_id, "accounts": [],
+                    "nonMasterAccounts": [], "roots": []}
         return {
             "id": "o-snapshot",
             "arn": f"arn:aws:organizations::{o.management_account_id}:organization/o-snapshot",
@@ -253,6 +295,9 @@ class SnapshotMocks(pulumi.runtime.Mocks):
         "aws:organizations/getOrganizationalUnitChildAccounts:getOrganizationalUnitChildAccounts": _child_accounts,
         "aws:organizations/getOrganizationalUnitDescendantAccounts:getOrganizationalUnitDescendantAccounts": _descendant_accounts,
         "aws:organizations/getResourceTags:getResourceTags": _tags,
+        "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+        "aws:cloudwatch/getLogGroups:getLogGroups": _log_groups,
+        "aws:organizations/getDelegatedAdministrators:getDelegatedAdministrators": _delegated,
     }
 
 
@@ -332,6 +377,9 @@ def run(
     program: Path | None = None,
     extra_config: Mapping[str, str] | None = None,
     check: bool = True,
+    caller_account: str | None = None,
+    delegated_admins: tuple[str, ...] = (),
+    log_groups: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Run:
     """Run ``__main__.py`` for ``stack`` under mocks and return what it registered.
 
@@ -343,7 +391,7 @@ def run(
     values = {**config.values, **(extra_config or {})}
     org = org or snap.load(DEFAULT_SNAPSHOT)
     home = values.get("rootwatch:homeRegion", "us-east-1")
-    mocks = SnapshotMocks(org, home)
+    mocks = SnapshotMocks(org, home, caller_account, delegated_admins, log_groups)
     monitor = RecordingMonitor(mocks)
     logger = _CollectingLogger()
     # Exports and the root resource are process-global: start clean every run.

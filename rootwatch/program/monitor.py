@@ -6,6 +6,7 @@ child created through the account's own provider in the account's home region.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +16,7 @@ import pulumi_aws as aws
 from rootwatch.core.arns import partition
 from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
-from rootwatch.program import alerting, realtime
+from rootwatch.program import alerting, realtime, trailsecurity
 from rootwatch.program.chain import (
     ALARM_NAME,
     COMPONENT_TYPE,
@@ -74,11 +75,20 @@ def bucket_policy(bucket: str, account_id: str, region: str, trail_name: str) ->
     }
 
 
-def trail_role_trust_policy() -> dict[str, Any]:
+def trail_role_trust_policy(account_id: str, region: str, trail_name: str) -> dict[str, Any]:
+    # Confused-deputy guard: only this account's rootwatch trail may assume the delivery role.
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {"aws:SourceArn": trail_arn(account_id, region, trail_name)},
+                },
+            }
         ],
     }
 
@@ -96,6 +106,30 @@ def trail_role_policy(account_id: str, region: str, group: str) -> dict[str, Any
             }
         ],
     }
+
+
+def existing_log_group(account: Account, s: RootwatchSettings, opts: pulumi.InvokeOptions) -> str:
+    """trail.mode existing: the account's log group, looked up through the account's own provider.
+
+    Refuses (RootwatchError naming account and group) when it is not there: a metric filter on a
+    missing group fails the deployment. Control Tower's organization trail delivers to a group in
+    the management account only (landing zone 4.0: ``aws-controltower/CloudTrailLogs-<random>``,
+    found with ``trail.logGroupPrefix``).
+    """
+    from rootwatch.core.errors import RootwatchError
+
+    wanted = s.trail.log_group_name or s.trail.log_group_prefix or ""
+    found = aws.cloudwatch.get_log_groups(log_group_name_prefix=wanted, region=s.home_region, opts=opts)
+    names = sorted(found.log_group_names or [])
+    if s.trail.log_group_name:
+        names = [n for n in names if n == wanted]
+    if not names:
+        what = "log group" if s.trail.log_group_name else "log group with prefix"
+        raise RootwatchError(
+            f"account {account.id}: trail.mode existing: {what} {wanted!r} does not exist in {s.home_region}; an "
+            "organization trail (Control Tower) delivers to the management account only: monitor that account, "
+            "or use mode 'managed'")
+    return names[0]
 
 
 def alarm_description(account: Account, runbook_url: str | None, organization_group: str | None = None) -> str:
@@ -138,6 +172,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # Audit data and keys outlive the stack: never deleted by `pulumi destroy`.
         stateful = pulumi.ResourceOptions(parent=self, protect=s.protect, retain_on_delete=True)
+        # What guards a retained bucket stays with it: deleting BucketVersioning would suspend versioning.
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
 
         alerts = alerting.create_alert_topics(
             name, acct, region, args.levels, args.routes, args.secret_endpoints, child, stateful, tags
@@ -145,21 +181,34 @@ class RootActivityMonitor(pulumi.ComponentResource):
 
         if s.trail.mode == "managed":
             group_name = LOG_GROUP_NAME
+            # One key for the trail's logs and both log groups (trail and alert formatter).
+            key = trailsecurity.create_trail_key(
+                name, acct, region, s.trail.key_arn_for(acct), trail_arn(acct, region, s.trail.name),
+                [log_group_arn(acct, region, group_name), realtime.formatter_log_group_arn(acct, region)],
+                child, stateful, tags,
+            )
+            self.trail_key = key
             log_group = aws.cloudwatch.LogGroup(
                 f"{name}-log-group",
                 name=group_name,
                 retention_in_days=s.trail.retention_days,
-                kms_key_id=s.trail.kms_key_arn,
+                kms_key_id=key.arn,
                 region=region,
                 tags=tags,
                 opts=stateful,
             )
-            trail = self._trail(name, args, group_name, log_group, stateful, child, tags)
+            trail = self._trail(name, args, group_name, log_group, key, stateful, retained, tags)
             self.trail_arn = trail.arn
             self.log_group_name = log_group.name
         else:
-            # "existing": the account's own trail; "organization": the organization trail's group.
-            group_name = s.trail.log_group_name or ""
+            # "existing": the account's own trail's group, looked up through the account's provider;
+            # "organization": the organization trail's group (in its owner account).
+            if s.trail.mode == "existing":
+                group_name = existing_log_group(
+                    args.account, s, pulumi.InvokeOptions(parent=self, provider=opts.provider if opts else None))
+            else:
+                group_name = s.trail.log_group_name or ""
+            self.trail_key = None
             self.trail_arn = None
             self.log_group_name = pulumi.Output.from_input(group_name)
 
@@ -210,7 +259,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
     def _finish(self, name: str, args: RootActivityMonitorArgs, alerts: Any, child: pulumi.ResourceOptions) -> None:
         s = args.settings
         # EventBridge in every region -> formatter -> the severity's route (rootwatch.program.realtime).
-        self.realtime = realtime.create_realtime(self, name, args, alerts, child) if s.realtime.enabled else None
+        rt_args = dataclasses.replace(args, logs_key_arn=self.trail_key.arn) if self.trail_key else args
+        self.realtime = realtime.create_realtime(self, name, rt_args, alerts, child) if s.realtime.enabled else None
         self.topic_arns = {lvl: t.arn for lvl, t in alerts.topics.items()}
         self.register_outputs(
             {
@@ -229,10 +279,12 @@ class RootActivityMonitor(pulumi.ComponentResource):
         args: RootActivityMonitorArgs,
         group_name: str,
         log_group: aws.cloudwatch.LogGroup,
+        key: trailsecurity.TrailKey,
         stateful: pulumi.ResourceOptions,
         child: pulumi.ResourceOptions,
         tags: dict[str, str],
     ) -> aws.cloudtrail.Trail:
+        # ``child`` here retains on delete: every satellite of the retained bucket stays with it.
         s = args.settings
         acct, region, trail_name = args.account.id, s.home_region, s.trail.name
         bname = bucket_name(acct, region)
@@ -261,7 +313,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
             region=region,
             opts=child,
         )
-        kms = s.trail.kms_key_arn
+        kms = s.trail.key_arn_for(acct)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-trail-bucket-encryption",
             bucket=bucket.id,
@@ -283,21 +335,23 @@ class RootActivityMonitor(pulumi.ComponentResource):
             policy=json.dumps(bucket_policy(bname, acct, region, trail_name)),
             region=region,
             # A policy applied before the public-access block can race it (409 conflicts).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_block])),
         )
+        trailsecurity.create_access_logging(name, bucket, bname, acct, region, stateful, child, tags)
+        plain = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-trail-role",
             name=TRAIL_ROLE_NAME,
             description="rootwatch: lets CloudTrail deliver to its CloudWatch Logs group",
-            assume_role_policy=json.dumps(trail_role_trust_policy()),
+            assume_role_policy=json.dumps(trail_role_trust_policy(acct, region, trail_name)),
             tags=tags,
-            opts=child,
+            opts=plain,
         )
         role_policy = aws.iam.RolePolicy(
             f"{name}-trail-role-policy",
             role=role.id,
             policy=json.dumps(trail_role_policy(acct, region, group_name)),
-            opts=child,
+            opts=plain,
         )
         return aws.cloudtrail.Trail(
             f"{name}-trail",
@@ -307,7 +361,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
             include_global_service_events=True,
             enable_log_file_validation=True,
             enable_logging=True,
-            kms_key_id=kms,
+            # CIS 3.x / CloudTrail.2: log files encrypted with the account's customer-managed key.
+            kms_key_id=key.arn,
             # Read AND write, nothing excluded: a leaked root key listing buckets is read-only.
             event_selectors=[
                 aws.cloudtrail.TrailEventSelectorArgs(
@@ -318,8 +373,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
             cloud_watch_logs_role_arn=role.arn,
             region=region,
             tags=tags,
-            # CloudTrail validates bucket access and role at creation time.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, role_policy]),
+            # CloudTrail validates bucket access, role and key policy at creation time.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, role_policy, *([key.key] if key.key else [])]),
         )
 
     def _lifecycle(

@@ -11,6 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
+from rootwatch.core.errors import RootwatchError
 from rootwatch.core.severity import Severity
 from rootwatch.program import shards
 from rootwatch.program.settings import AccountMatch, RootwatchSettings
@@ -109,16 +110,67 @@ def _needs_tags(settings: RootwatchSettings) -> bool:
 
 
 def discover(settings: RootwatchSettings) -> Scope:
-    """Resolve the accounts in scope: from config (source 'list') or the Organizations API."""
-    if settings.accounts.source == "list":
-        accounts = [
-            Account(e.id, e.name, e.email or "", ACTIVE, (e.ou,) if e.ou else (), e.tags) for e in settings.accounts.list
-        ]
-        return select(accounts, settings, None)
+    """Resolve the accounts in scope: from config (source 'list') or the Organizations API.
+
+    Refuses (RootwatchError, one line) rather than quietly deploying nothing or
+    offboarding accounts: see ``check_caller`` and ``check_removals``.
+    """
     import pulumi_aws as aws
 
-    accounts, management_id = _walk_organization(settings, aws.organizations)
-    return select(accounts, settings, management_id)
+    caller = aws.get_caller_identity().account_id
+    if settings.accounts.source == "list":
+        # The caller's own account is deployed with its credentials, never by assuming a role into itself.
+        accounts = [
+            Account(e.id, e.name, e.email or "", ACTIVE, (e.ou,) if e.ou else (), e.tags, e.id == caller)
+            for e in settings.accounts.list
+        ]
+        scope = select(accounts, settings, caller if any(a.is_management for a in accounts) else None)
+    else:
+        accounts, management_id = _walk_organization(settings, aws.organizations)
+        check_caller(caller, management_id, accounts, lambda: _delegated_admins(aws.organizations))
+        scope = select(accounts, settings, management_id)
+    check_removals(settings, scope)
+    return scope
+
+
+def _delegated_admins(orgs: object) -> set[str]:
+    result = orgs.get_delegated_administrators()  # type: ignore[attr-defined]
+    return {a.id for a in (result.delegated_administrators or [])}
+
+
+def check_caller(
+    caller: str | None, management_id: str | None, accounts: list[Account], delegated: Callable[[], set[str]]
+) -> None:
+    """The Organizations data source swallows AccessDenied: from an account that is neither the
+    management account nor a delegated administrator it returns no accounts and no error."""
+    who = caller or "(unknown)"
+    # Checked first: a caller without access sees an empty organization, and asking it for the
+    # delegated administrators would fail with AccessDenied (an invoke error fails the whole run).
+    if not accounts:
+        role = "" if caller == management_id else (
+            f", which is neither the management account ({management_id or 'unknown'}) nor a registered delegated "
+            "administrator; deploy from one of them or use accounts.source 'list'")
+        raise RootwatchError(f"discovery refused: the organization returned no accounts to caller account {who}{role}")
+    if caller != management_id and caller not in delegated():
+        raise RootwatchError(
+            f"discovery refused: caller account {who} is neither the management account ({management_id or 'unknown'}) "
+            "nor a registered delegated administrator; deploy from one of them or use accounts.source 'list'"
+        )
+
+
+def check_removals(settings: RootwatchSettings, scope: Scope) -> None:
+    """Refuse to drop more than accounts.maxRemovedFraction of the accounts the stack already manages."""
+    acc = settings.accounts
+    previous = set(acc.previously_managed)
+    if not previous or acc.allow_mass_removal:
+        return
+    removed = previous - {a.id for a in scope.accounts}
+    if len(removed) > acc.max_removed_fraction * len(previous):
+        raise RootwatchError(
+            f"discovery refused: it would remove {len(removed)} of the {len(previous)} accounts this stack manages "
+            f"(more than accounts.maxRemovedFraction {acc.max_removed_fraction:g}), e.g. {', '.join(sorted(removed)[:3])}; "
+            "check accounts.includeOus and the deployer's permissions, or set accounts.allowMassRemoval for one update"
+        )
 
 
 def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[Account], str]:
@@ -155,32 +207,34 @@ def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[
     return accounts, mgmt
 
 
-def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "object | None":
-    """The account's explicit provider; None (the default provider) for the management account.
+def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "object":
+    """The account's explicit provider, pinned to it with ``allowed_account_ids``.
 
-    ``allowed_account_ids`` pins the provider to its account, so a wrong role ARN
-    fails instead of deploying into another account.
+    A wrong role ARN or the wrong credentials fail instead of deploying into another
+    account. The management account's provider assumes no role: it uses the
+    deployer's own credentials (never a role assumed into itself).
     """
-    if account.is_management:
-        return None
     import pulumi
     import pulumi_aws as aws
 
     from rootwatch.core.arns import partition
 
     access = settings.access
-    role_arn = f"arn:{partition(settings.home_region)}:iam::{account.id}:role/{access.role_name}"
-    external_id = access.external_id
-    return aws.Provider(
-        f"account-{account.id}",
-        region=settings.home_region,
-        assume_roles=[
+    assume = None
+    if not account.is_management:
+        role_arn = f"arn:{partition(settings.home_region)}:iam::{account.id}:role/{access.role_name}"
+        external_id = access.external_id
+        assume = [
             aws.ProviderAssumeRoleArgs(
                 role_arn=role_arn,
                 session_name=access.session_name,
                 external_id=pulumi.Output.secret(external_id) if external_id else None,
             )
-        ],
+        ]
+    return aws.Provider(
+        f"account-{account.id}",
+        region=settings.home_region,
+        assume_roles=assume,
         allowed_account_ids=[account.id],
         default_tags=aws.ProviderDefaultTagsArgs(tags=managed_tags(stack)),
     )

@@ -490,8 +490,9 @@ def create_realtime(
         tags=tags,
         opts=opts,
     )
-    function = _formatter(name, args, alerts, opts, tags)
-    _delivery_watch(name, args, alerts, opts, tags)
+    # The function depends on its log group: a function that runs first creates it (ResourceAlreadyExists).
+    logs = _delivery_watch(name, args, alerts, opts, tags)
+    function = _formatter(name, args, alerts, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[logs])), tags)
 
     forwarder = None
     if any(r != home for r in regions):
@@ -539,13 +540,14 @@ def create_realtime(
 
 def _delivery_watch(
     name: str, args: "RootActivityMonitorArgs", alerts: "AlertTopics", opts: pulumi.ResourceOptions, tags: dict[str, str]
-) -> None:
+) -> aws.cloudwatch.LogGroup:
     """Alerts that could not be delivered must page someone, and the formatter's logs must not pile up forever."""
     s, home = args.settings, args.settings.home_region
-    aws.cloudwatch.LogGroup(
+    logs = aws.cloudwatch.LogGroup(
         f"{name}-formatter-logs",
         name=f"/aws/lambda/{FUNCTION_NAME}",
         retention_in_days=s.trail.retention_days,
+        kms_key_id=args.logs_key_arn,  # the trail key (monitor.py), whose policy names this group
         region=home,
         tags=tags,
         opts=opts,
@@ -571,6 +573,7 @@ def _delivery_watch(
         tags=tags,
         opts=opts,
     )
+    return logs
 
 
 def _formatter(

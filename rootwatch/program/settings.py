@@ -155,8 +155,15 @@ class AccountsSettings(_Model):
     exclude_ous: tuple[OuId, ...] = ()
     include_accounts: tuple[AccountId, ...] = ()
     exclude_accounts: tuple[AccountId, ...] = ()
-    # The management account is monitored through the default provider.
+    # The management account is monitored through its own pinned provider (no role assumed).
     include_management: bool = True
+    # Mass-removal guard: the accounts the stack managed on its last update (the keys of its
+    # `accounts` output, set by CI: ROOTWATCH_ACCOUNTS__PREVIOUSLYMANAGED; see README "Deploying").
+    # Discovery that would drop more than maxRemovedFraction of them refuses to run.
+    previously_managed: tuple[AccountId, ...] = ()
+    max_removed_fraction: float = Field(default=0.1, ge=0, le=1)
+    # Set (for one update) to offboard more accounts than maxRemovedFraction allows.
+    allow_mass_removal: bool = False
 
     @model_validator(mode="after")
     def _source_consistent(self) -> "AccountsSettings":
@@ -198,8 +205,16 @@ class TrailSettings(_Model):
     # mode "existing": the log group the account's trail already delivers to; mode "organization": the
     # organization trail's log group, Control Tower suffix included (`rootwatch cost --measure` shows it).
     log_group_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
+    # mode "existing": the first log group whose name starts with this prefix (Control Tower
+    # landing zone 4.0 names it aws-controltower/CloudTrailLogs-<random>).
+    log_group_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-./#]{1,512}$")
     retention_days: int = 365
-    kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+    # The key that encrypts the trail's logs and both log groups. Unset: rootwatch creates
+    # one per account (rotation on). A template may name each account's key: {accountId}.
+    kms_key_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\{accountId\}):(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$",
+    )
     lifecycle: LifecycleSettings = LifecycleSettings()
     # mode "organization": the account that owns the organization trail's log group (default: the management account).
     owner_account_id: AccountId | None = None
@@ -213,8 +228,14 @@ class TrailSettings(_Model):
 
     @model_validator(mode="after")
     def _existing_needs_group(self) -> "TrailSettings":
-        if self.mode in ("existing", "organization") and not self.log_group_name:
-            raise ValueError(f"mode '{self.mode}' needs trail.logGroupName")
+        if self.mode == "organization" and not self.log_group_name:
+            raise ValueError("mode 'organization' needs trail.logGroupName")
+        if self.mode == "existing":
+            given = [k for k, v in (("logGroupName", self.log_group_name), ("logGroupPrefix", self.log_group_prefix)) if v]
+            if not given:
+                raise ValueError("mode 'existing' needs trail.logGroupName or trail.logGroupPrefix")
+            if len(given) > 1:
+                raise ValueError(f"mode 'existing' takes one of {', '.join(given)}, not several")
         if self.owner_account_id and self.mode != "organization":
             raise ValueError("trail.ownerAccountId is only used with mode 'organization'")
         return self
@@ -225,6 +246,10 @@ class TrailSettings(_Model):
             return False
         return account_id == self.owner_account_id if self.owner_account_id else is_management
 
+    def key_arn_for(self, account_id: str) -> str | None:
+        """The configured trail/log key of one account (the {accountId} template filled in)."""
+        return self.kms_key_arn.replace("{accountId}", account_id) if self.kms_key_arn else None
+
 
 class AlarmSettings(_Model):
     period_seconds: int = 60
@@ -233,8 +258,9 @@ class AlarmSettings(_Model):
     @field_validator("period_seconds")
     @classmethod
     def _period(cls, v: int) -> int:
-        if v not in (10, 30) and (v <= 0 or v % 60):
-            raise ValueError("must be 10, 30 or a multiple of 60")
+        # 10 and 30 make high-resolution alarms on a one-minute metric: they lapse into INSUFFICIENT_DATA.
+        if v <= 0 or v % 60:
+            raise ValueError("must be a multiple of 60 (60, 120, 180, 240 or 300): the CIS metric has one-minute resolution")
         # An alarm re-notifies only on a state change: a long period mutes repeated root use.
         if v > 300:
             raise ValueError("must be at most 300 seconds (a longer period mutes repeated root use)")
@@ -514,7 +540,9 @@ class RootwatchSettings(BaseSettings):
     protect: bool = True
     # When set, only the accounts assigned to this shard are deployed (see `rootwatch shards`).
     shard: str | None = None
-    shard_max_accounts: int = Field(default=200, ge=1)
+    # ~58 resources per account with realtime in 4 regions (docs/shards.md): 25 accounts keep a
+    # shard under ~1,500 resources, where previews still take minutes, not hours.
+    shard_max_accounts: int = Field(default=25, ge=1)
     # Organization-level prevention (management account): off by default.
     prevention: PreventionSettings = PreventionSettings()
     # Volumes behind the cost estimate of `rootwatch plan` (no resource depends on them).

@@ -23,7 +23,8 @@ How this works around Automation API limits:
   stack decrypts with the same key. Otherwise (Pulumi Cloud's per-stack
   ``service`` provider) the ciphertext cannot be reused, and the caller re-sets
   every such value: ``secrets={"rootwatch:routes.critical[0].endpoint": ...}``.
-  Those go through ``set_all_config(path=True)`` as secrets. Ciphertext already
+  Those go through ``pulumi config set --path --secret KEY`` with the value on stdin
+  (``set_secret_config``: never an argument, which ``ps`` shows to every local user). Ciphertext already
   in the account's own stack file is kept, so it is needed once per stack.
   Values are never printed; errors name keys only.
 * **Offboarding and protect.** ``rootwatch:protect`` (default true) protects the
@@ -446,6 +447,38 @@ def find_pulumi(pulumi_path: str | None = None, env: Mapping[str, str] | None = 
     raise PulumiNotFoundError(f"Pulumi CLI not found (looked in {looked}): {INSTALL_HINT}")
 
 
+def set_secret_config(stack: "Stack", secrets: Mapping[str, str]) -> None:
+    """Set path-style secrets with ``pulumi config set --path --secret KEY`` reading the value from stdin.
+
+    The Automation API's ``set_all_config`` passes ``--secret KEY=VALUE`` as arguments: visible to
+    every local user in ``ps`` and in process accounting. Without a value argument and with
+    ``--non-interactive``, the CLI reads the value from stdin instead.
+    """
+    ws = stack.workspace
+    env = {**({"PULUMI_HOME": ws.pulumi_home} if getattr(ws, "pulumi_home", None) else {}), **(ws.env_vars or {})}
+    for key, value in secrets.items():
+        args = ["config", "set", "--path", "--secret", key, "--stack", stack.name, "--non-interactive"]
+        run_with_input(ws.pulumi_command, args, str(ws.work_dir), env, value)
+
+
+def run_with_input(command: Any, args: list[str], cwd: str, env: Mapping[str, str], stdin: str) -> Any:
+    """Run the Pulumi CLI with ``stdin`` as its input (PulumiCommand.run has no stdin)."""
+    from pulumi.automation import CommandResult
+    from pulumi.automation.errors import create_command_error
+
+    runner = getattr(command, "run_with_input", None)
+    if runner is not None:  # a stand-in CLI (tests)
+        return runner(args, cwd, env, stdin)
+    proc = subprocess.run(
+        [command.command, *args], input=stdin, cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", **env},
+    )
+    result = CommandResult(proc.stdout, proc.stderr, proc.returncode)
+    if proc.returncode:
+        raise create_command_error(result)
+    return result
+
+
 def resolve_pulumi(pulumi_path: str | None = None, env: Mapping[str, str] | None = None) -> "PulumiCommand":
     """A PulumiCommand for the located binary (the Automation API would only try `pulumi` on PATH)."""
     from pulumi.automation import PulumiCommand
@@ -704,8 +737,6 @@ class Runner:
         return self.retrying(spec.id, lambda: self._enroll_once(spec, preview, name, path, rendered.secrets_provider))
 
     def _enroll_once(self, spec: AccountSpec, preview: bool, name: str, path: Path, provider: str | None) -> EnrollResult:
-        from pulumi.automation import ConfigValue
-
         self.say(spec.id, f"{'previewing' if preview else 'enrolling'} (stack {name}, base {self.base_stack})")
         stack = self.open_stack(name, create=True, secrets_provider=provider)
         # Re-render: `stack init` may just have written this stack's own provider material.
@@ -715,7 +746,7 @@ class Runner:
         if written:
             self.say(spec.id, f"wrote {path.relative_to(self.project_dir) if path.is_relative_to(self.project_dir) else path}")
         if self.secrets:
-            stack.set_all_config({k: ConfigValue(v, secret=True) for k, v in self.secrets.items()}, path=True)
+            set_secret_config(stack, self.secrets)
         common: dict[str, Any] = dict(
             parallel=self.parallel, policy_packs=list(self.policy_packs) or None,
             policy_pack_configs=list(self.policy_pack_configs) or None, on_output=self._output(spec.id),
