@@ -121,6 +121,7 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
         f"  aws:region: {region}",
         "  # Region of each account's trail, log group, alarm and topics.",
         f"  rootwatch:homeRegion: {region}",
+        "  # Which accounts get the control.",
         "  rootwatch:accounts:",
         "    # \"organization\": discover the accounts through the Organizations API at every run.",
         "    source: organization",
@@ -146,14 +147,17 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
         tag = "management account" if acct == mgmt else "directly under the root"
         lines.append(f"      - \"{acct}\"  # {_comment(names.get(acct, ''))} ({tag})")
     lines += [
-        "    # Left out even when an include matches (e.g. a sandbox OU or an account being closed).",
+        "    # OUs left out even when an include matches (e.g. a sandbox OU).",
         "    excludeOus: []",
+        "    # Accounts left out even when an include matches (e.g. one being closed).",
         "    excludeAccounts: []",
         "    # Monitor the management account too (recommended: its root user is the most powerful).",
         "    includeManagement: true",
+        "  # How the deployment reaches each member account.",
         "  rootwatch:access:",
         "    # Role assumed in every member account (created by Organizations in accounts it created).",
         "    roleName: OrganizationAccountAccessRole",
+        "  # Each account's CloudTrail trail and its CloudWatch Logs delivery.",
         "  rootwatch:trail:",
         "    # \"managed\": rootwatch creates each account's multi-region trail; \"existing\" (with",
         "    # logGroupName) attaches the CIS filter to a trail you already have (e.g. Control Tower's).",
@@ -165,6 +169,7 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
         "      glacierAfterDays: 90",
         "      # Trail objects expire after this many days (0: kept forever).",
         "      expireAfterDays: 2557",
+        "  # The CIS CloudWatch.1 alarm on the root-activity metric filter.",
         "  rootwatch:alarm:",
         "    # 10, 30 or a multiple of 60, at most 300 (a longer period mutes repeated root use).",
         "    periodSeconds: 60",
@@ -172,6 +177,7 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
         "    namespace: CISLogMetrics",
         "  # Optional: an https runbook link put in alarm descriptions and alert messages.",
         "  # rootwatch:runbookUrl: https://wiki.example.com/security/runbooks/root-activity",
+        "  # How urgent root activity is in each account (picks the route below).",
         "  rootwatch:severity:",
         "    # Baseline alert level of an account no rule matches (low, medium, high, critical).",
         "    default: high",
@@ -192,6 +198,7 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
             f"        endpoint: {ENDPOINT_PLACEHOLDER}  # e.g. security-oncall@yourcompany.com",
         ]
     lines += [
+        "  # The real-time path.",
         "  rootwatch:realtime:",
         "    # The EventBridge path: alerts within about a minute (the alarm is the backstop).",
         "    enabled: true",
