@@ -95,6 +95,16 @@ class _Console:
             self.stream.flush()
 
 
+class _Notes:
+    """A console stand-in that keeps lines for later."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def line(self, account_id: str, message: str) -> None:
+        self.lines.append((account_id, message))
+
+
 def _secrets(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
@@ -163,15 +173,20 @@ def run_enroll(args: argparse.Namespace) -> int:
     # secret): each is one line naming it, whether or not the Pulumi CLI is installed.
     console = _Console()
     secrets = _secrets(args.secret)
-    automation.load_base(args.base_stack)
+    automation.load_base(args.base_stack, automation.PROJECT_DIR)
     if args.account_id:
         specs = [automation.AccountSpec(args.account_id, args.name or args.account_id, args.ou, args.severity)]
     else:
-        specs = _snapshot_specs(args.org_snapshot, args.base_stack, console)
+        # Notes wait until the Pulumi CLI is found: a missing CLI stays the one line shown.
+        notes = _Notes()
+        specs = _snapshot_specs(args.org_snapshot, args.base_stack, notes)  # type: ignore[arg-type]
     for spec in specs:
         automation.validate_spec(spec)
     policy_packs = _policy_packs(args)
     command = automation.resolve_pulumi(args.pulumi_path)
+    if not args.account_id:
+        for account_id, message in notes.lines:
+            console.line(account_id, message)
     options: dict[str, Any] = dict(
         base_stack=args.base_stack,
         preview=args.preview,
