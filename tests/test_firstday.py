@@ -405,3 +405,92 @@ def test_init_for_one_ou_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert main(["init", "pilot", "--org-snapshot", str(org_file), "--out", str(stack)]) == 2
     assert main(["init", "x", "--org-snapshot", str(org_file), "--out", str(tmp_path / "x.yaml"), "--ou", "ou-zzzz-zzzzzzzz"]) == 2
     assert "not an OU of" in capsys.readouterr().err
+
+
+def test_org_snapshots_and_drill_reports_carry_a_schema() -> None:
+    import io
+
+    from rootwatch.commands import drill
+
+    org = snapshot.load(ROOT / "config" / "example-org.json")
+    doc = org.to_json()
+    assert doc["schema"] == "rootwatch.orgsnapshot/v1" and snapshot.parse(doc) == org
+    with pytest.raises(Exception, match="schema 'rootwatch.orgsnapshot/v9' is not rootwatch.orgsnapshot/v1"):
+        snapshot.parse({**doc, "schema": "rootwatch.orgsnapshot/v9"})
+
+    class _Drill:
+        id, account_id, region = "d1", "222222222201", "us-east-1"
+
+    out = io.StringIO()
+    drill.report_results(_Drill(), [], drill.Cleanup(), "json", out=out)  # type: ignore[arg-type]
+    assert json.loads(out.getvalue())["schema"] == "rootwatch.drill/v1"
+
+
+# --- 9. progress on a terminal -------------------------------------------------------------------
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plan_shows_accounts_and_resources_registered_so_far_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert main(["plan"]) == 0
+    frames = [f for f in tty.text.split("\r") if f.startswith("planned:")]
+    assert frames, tty.text
+    last = re.match(r"planned: ([\d,]+) accounts, ([\d,]+) resources", frames[-1])
+    assert last and int(last.group(1)) == 8 and int(last.group(2).replace(",", "")) > 300
+    # Not a terminal (CI logs, pipes): no progress frames.
+    capsys.readouterr()
+    monkeypatch.undo()
+    code, _, err = run_cli(capsys, "plan")
+    assert code == 0 and "planned:" not in err
+
+
+# --- 3. Ctrl-C in the other commands --------------------------------------------------------------
+
+
+def _interrupt(argv: list[str], tmp_path: Path, wait: float = 4.0) -> tuple[int, str, float]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_MAX_ATTEMPTS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rootwatch.commands.cli", *argv], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(wait)
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"{argv[0]} hung after Ctrl-C")
+    return proc.returncode, err, time.monotonic() - sent
+
+
+def test_ctrl_c_while_reading_input_or_waiting_for_aws(tmp_path: Path) -> None:
+    import socket
+
+    # replay waiting on stdin.
+    code, err, took = _interrupt(["replay", "-"], tmp_path)
+    assert (code, err) == (130, "rootwatch: interrupted\n") and took < 2.0
+    # org snapshot waiting on an endpoint that accepts and never answers: no file appears.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        out = tmp_path / "org.json"
+        env_argv = ["org", "snapshot", "--out", str(out), "--endpoint-url", f"http://127.0.0.1:{server.getsockname()[1]}"]
+        code, err, took = _interrupt(env_argv, tmp_path)
+    assert (code, err) == (130, "rootwatch: interrupted\n") and took < 2.0
+    assert list(tmp_path.iterdir()) == []
