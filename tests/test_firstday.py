@@ -66,7 +66,7 @@ def test_requires_python_matches_the_readme_and_ci() -> None:
     low, high = supported.groups()
     assert requires == f">={low},<3.{int(high.split('.')[1]) + 1}"
     # CI tests the lowest and the highest supported version.
-    assert f'versions="${{ROOTWATCH_CI_PYTHONS:-{low} {high}}}"' in ci
+    assert f'versions="${{CI_PYTHONS:-{low} {high}}}"' in ci
 
 
 # --- 2. Ctrl-C ------------------------------------------------------------------------------
