@@ -522,7 +522,7 @@ def parse_config_value(raw: Any) -> Any:
 ENV_PREFIX = "ROOTWATCH_"
 # ROOTWATCH_* variables that are not stack settings (CLI switches, the alert formatter's
 # own environment inside Lambda, test switches): never reported as unknown settings.
-NON_SETTING_VARIABLES = frozenset({"DEBUG", "PULUMI", "UPDATE_URN_SNAPSHOT", "TOPICS", "ACCOUNT", "BREAK_GLASS"})
+NON_SETTING_VARIABLES = frozenset({"DEBUG", "PULUMI", "UPDATE_URN_SNAPSHOT", "TOPICS", "ACCOUNT", "BREAK_GLASS", "INCIDENT_TABLE"})
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
