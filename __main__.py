@@ -24,6 +24,9 @@ try:
     posture = prevention.load_posture(settings, os.path.dirname(os.path.abspath(__file__)))
 except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceback
     raise pulumi.RunError(str(exc)) from None
+if (empty := organization.empty_scope_problem(settings, scope)) is not None:
+    # Deploying nothing is never what a stack means: the filters do not fit the organization.
+    raise pulumi.RunError(empty)
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()

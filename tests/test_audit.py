@@ -361,7 +361,11 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Any:
         snap = write_snapshot(tmp / "org.json", [(MGMT, "management", "ACTIVE")]
                               + [(ids[n], n, "ACTIVE") for n in MEMBERS]
                               + [(SUSPENDED, "closed-one", "SUSPENDED")])
-        yield {"url": url, "ids": ids, "snapshot": snap}
+        # The stack whose scope is audited: every account of the organization.
+        stack = tmp / "Pulumi.all.yaml"
+        stack.write_text("config:\n  rootwatch:routes:\n" + "".join(
+            f"    {lvl}: [{{protocol: email, endpoint: sec@example.com}}]\n" for lvl in ("low", "medium", "high", "critical")))
+        yield {"url": url, "ids": ids, "snapshot": snap, "stack": str(stack)}
         requests.post(f"{url}/moto-api/reset", timeout=10)
 
 
@@ -385,7 +389,7 @@ EXPECTED_FAILURE = {  # account -> (the one failing check, words in its reason)
 def test_audit_org_json_verdicts_and_score(org: Any, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     injector = faults(org, monkeypatch)
-    code, out, err = run_cli(["audit", "--org-snapshot", org["snapshot"], "--endpoint-url", org["url"],
+    code, out, err = run_cli(["audit", "--org-snapshot", org["snapshot"], "--stack", org["stack"], "--endpoint-url", org["url"],
                               "--format", "json", "--parallel", "4"], capsys, monkeypatch)
     assert code == 1
     report = json.loads(out)
@@ -417,7 +421,8 @@ def test_audit_org_json_verdicts_and_score(org: Any, capsys: pytest.CaptureFixtu
     throttled = rows[ids["throttled"]]
     assert throttled["compliant"] is False and "ThrottlingException" in throttled["error"]
 
-    assert report["skipped"] == [{"id": SUSPENDED, "name": "closed-one", "state": "SUSPENDED"}]
+    assert report["schema"] == "rootwatch.audit/v1" and report["stack"] == "all"
+    assert report["skipped"] == [{"id": SUSPENDED, "name": "closed-one", "reason": "account is SUSPENDED"}]
     assert report["kpis"] == {"accountsInScope": 9, "accountsCompliant": 2, "policyComplianceScore": 22.2}
     assert "auditing: 9/9" in err  # progress on stderr when auditing more than a few accounts
     assert "Traceback" not in out + err
@@ -425,7 +430,7 @@ def test_audit_org_json_verdicts_and_score(org: Any, capsys: pytest.CaptureFixtu
 
 def test_audit_org_text_rows(org: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     faults(org, monkeypatch)
-    code, out, _ = run_cli(["audit", "--org-snapshot", org["snapshot"], "--endpoint-url", org["url"]],
+    code, out, _ = run_cli(["audit", "--org-snapshot", org["snapshot"], "--stack", org["stack"], "--endpoint-url", org["url"]],
                            capsys, monkeypatch)
     assert code == 1
     ids = org["ids"]
@@ -471,7 +476,7 @@ def test_audit_compliant_accounts_exit_zero(org: Any, capsys: pytest.CaptureFixt
 def test_audit_lists_the_live_organization_without_a_snapshot(org: Any, capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     faults(org, monkeypatch)
-    code, out, _ = run_cli(["audit", "--endpoint-url", org["url"], "--format", "json"], capsys, monkeypatch)
+    code, out, _ = run_cli(["audit", "--stack", org["stack"], "--endpoint-url", org["url"], "--format", "json"], capsys, monkeypatch)
     assert code == 1
     audited = {r["id"] for r in json.loads(out)["accounts"]}
     assert audited == {MGMT, *org["ids"].values()}

@@ -124,7 +124,7 @@ def test_measure_json_reports_volumes_trails_and_isolates_failures(org: Any, cap
     bad = rows["unassumable"]
     assert bad["error"].startswith(f"cannot assume arn:aws:iam::{ids['unassumable']}:role/OrganizationAccountAccessRole")
     assert "\n" not in bad["error"]
-    assert report["skipped"] == [{"id": "999999999999", "name": "gone", "state": "SUSPENDED"}]
+    assert report["skipped"] == [{"id": "999999999999", "name": "gone", "reason": "account is SUSPENDED"}]
     assert report["totals"]["measured"] == 2 and report["totals"]["withTrail"] == 4
     (org_trail,) = report["organizationTrails"]
     assert org_trail["name"] == "aws-controltower-BaselineCloudTrail" and org_trail["logging"] is True

@@ -823,14 +823,13 @@ def audit_accounts(accounts: Sequence[tuple[str, str]], ctx: AuditContext, paral
 
 
 def _scope(args: argparse.Namespace, base: Clients) -> tuple[list[tuple[str, str]], list[dict[str, str]], str | None]:
-    """(accounts to audit as (id, name), skipped, management account id)."""
-    if args.org_snapshot:
-        from rootwatch.core import snapshot
+    """(accounts to audit as (id, name), out of scope with a reason, management account id).
 
-        snap = snapshot.load(args.org_snapshot)
-        active = [(a.id, a.name) for a in snap.accounts if a.state == "ACTIVE"]
-        skipped = [{"id": a.id, "name": a.name, "state": a.state} for a in snap.accounts if a.state != "ACTIVE"]
-        return active, skipped, snap.management_account_id
+    The organization (a snapshot, or the live one) is narrowed by the stack's own
+    filters (``--stack``, as `plan` does): an account the stack does not deploy to is
+    reported out of scope, not audited (it would fail forever). ``--accounts`` audits
+    exactly the ids given.
+    """
     if args.accounts:
         ids = list(dict.fromkeys(validate_account_id(a) for a in args.accounts))
         try:
@@ -838,21 +837,45 @@ def _scope(args: argparse.Namespace, base: Clients) -> tuple[list[tuple[str, str
         except Exception:
             mgmt = None  # not in an organization, or no permission: treat every account as a member
         return [(i, "") for i in ids], [], mgmt
+    from rootwatch.core import snapshot
+
+    if args.org_snapshot:
+        snap = snapshot.load(args.org_snapshot)
+    else:
+        from rootwatch.commands.org import read_organization
+
+        try:
+            snap = read_organization(base("organizations"))
+        except Exception as exc:
+            raise RootwatchError(f"cannot list the organization's accounts ({describe_error(exc)}); "
+                                 "pass --org-snapshot FILE or --accounts ID...") from None
+    stack = getattr(args, "stack", None)
+    if stack is None:  # the whole organization: every ACTIVE account (e.g. `cost --measure` without --stack)
+        active = [(a.id, a.name) for a in snap.accounts if a.state == "ACTIVE"]
+        others = [{"id": a.id, "name": a.name, "reason": f"account is {a.state}"} for a in snap.accounts if a.state != "ACTIVE"]
+        return active, others, snap.management_account_id
+    return stack_scope(stack, snap)
+
+
+def stack_scope(stack: str, snap: Any) -> tuple[list[tuple[str, str]], list[dict[str, str]], str | None]:
+    """The snapshot's accounts the stack deploys to (snapshot order), and the others with why."""
+    from rootwatch.program import mockrun, organization
+    from rootwatch.program import settings as rw_settings
+
+    config = mockrun.load_stack_config(stack)
+    name = mockrun.stack_name(stack)
     try:
-        org = base("organizations")
-        mgmt = org.describe_organization()["Organization"].get("MasterAccountId")
-        listed = _paginate(org, "list_accounts", "Accounts")
-    except Exception as exc:
-        raise RootwatchError(f"cannot list the organization's accounts ({describe_error(exc)}); "
-                             "pass --org-snapshot FILE or --accounts ID...") from None
-    active, skipped = [], []
-    for a in listed:
-        state = a.get("State") or a.get("Status") or "ACTIVE"
-        if state == "ACTIVE":
-            active.append((a["Id"], a.get("Name", "")))
-        else:
-            skipped.append({"id": a["Id"], "name": a.get("Name", ""), "state": state})
-    return active, skipped, mgmt
+        settings = rw_settings.load(config.values)
+    except RootwatchError as exc:
+        raise RootwatchError(f"stack {name}: {exc}") from None
+    scope = organization.program_scope(settings, snap)
+    if (problem := organization.empty_scope_problem(settings, scope)) is not None:
+        raise RootwatchError(f"stack {name}: {problem}")
+    chosen = {a.id for a in scope.accounts}
+    reasons = {s.id: s.reason for s in scope.skipped}
+    accounts = [(a.id, a.name) for a in snap.accounts if a.id in chosen]
+    skipped = [{"id": a.id, "name": a.name, "reason": reasons[a.id]} for a in snap.accounts if a.id in reasons]
+    return accounts, skipped, snap.management_account_id
 
 
 def add_parser(subparsers: Any) -> None:
@@ -862,8 +885,11 @@ def add_parser(subparsers: Any) -> None:
                               description="Check the live root-activity control (trail, CIS filter, alarm, topic, "
                                           "root credentials, real-time rules) in every account.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--org-snapshot", metavar="FILE", help="audit the ACTIVE accounts of this org snapshot")
-    src.add_argument("--accounts", nargs="+", metavar="ID", help="audit these account ids")
+    src.add_argument("--org-snapshot", metavar="FILE", help="the organization as this org snapshot (default: the live organization)")
+    src.add_argument("--accounts", nargs="+", metavar="ID", help="audit exactly these account ids (no stack scope)")
+    p.add_argument("--stack",
+                   help="audit the accounts this stack deploys to: stacks/Pulumi.<NAME>.yaml or a file (default: example; "
+                        "--root-credentials: every account of the organization); the others are reported out of scope")
     p.add_argument("--role-name", default=DEFAULT_ROLE, help=f"role to assume in each account (default: {DEFAULT_ROLE})")
     p.add_argument("--regions", nargs="+", metavar="REGION",
                    help="regions for the real-time check (default: the account's enabled regions)")
@@ -881,11 +907,21 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+SCHEMA = "rootwatch.audit/v1"
+
+
+def _stack_name(stack: str) -> str:
+    from pathlib import Path
+
+    return Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+
+
 def run(args: argparse.Namespace) -> int:
     from rootwatch.commands import rootcreds
 
     if rootcreds.wanted(args):  # the root-credential posture; gets this module as its AWS edge
         return rootcreds.run(args, sys.modules[__name__])
+    args.stack = args.stack or "example"  # like `plan`; the posture above covers the whole organization
     validate_role_name(args.role_name)
     if args.region:
         validate_region(args.region)
@@ -897,7 +933,7 @@ def run(args: argparse.Namespace) -> int:
     base = base_clients(args.region, args.endpoint_url)
     accounts, skipped, mgmt = _scope(args, base)
     if not accounts:
-        raise RootwatchError("no ACTIVE accounts to audit")
+        raise RootwatchError("no accounts to audit")
     try:
         caller = base("sts").get_caller_identity()["Account"]
     except Exception as exc:
@@ -905,7 +941,8 @@ def run(args: argparse.Namespace) -> int:
     ctx = AuditContext(base, caller, args.role_name, OrgContext(mgmt, org_features_lookup(base)),
                        args.realtime, regions)
     results = audit_accounts(accounts, ctx, args.parallel)
-    report = {"accounts": results, "skipped": skipped, "kpis": kpis(results)}
+    report = {"schema": SCHEMA, "stack": None if args.accounts else _stack_name(args.stack),
+              "accounts": results, "skipped": skipped, "kpis": kpis(results)}
     if args.history:
         _append_history(args.history, report)
     if args.format == "json":
@@ -950,7 +987,7 @@ def print_text(report: Mapping[str, Any], *, realtime: bool, out: Any = None) ->
             if check and not check["ok"]:
                 print(f"    {c}: {check['reason']}", file=out)
     for s in report.get("skipped", []):
-        print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<6} account is {s['state']}", file=out)
+        print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<6} {s['reason']}", file=out)
     k = report["kpis"]
     score = "n/a" if k["policyComplianceScore"] is None else f"{k['policyComplianceScore']}%"
     print(f"\n{k['accountsCompliant']}/{k['accountsInScope']} accounts compliant; policy compliance score {score}",

@@ -286,6 +286,8 @@ def add_parser(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--org-snapshot", metavar="FILE", help="measure the ACTIVE accounts of this org snapshot")
     src.add_argument("--accounts", nargs="+", metavar="ID", help="measure these account ids")
+    p.add_argument("--stack", help="measure only the accounts this stack deploys to: stacks/Pulumi.<NAME>.yaml or a file "
+                                   "(default: every ACTIVE account of the organization)")
     p.add_argument("--role-name", default=DEFAULT_ROLE, help=f"role to assume in each account (default: {DEFAULT_ROLE})")
     p.add_argument("--region", help="home region for API calls (default: the AWS configuration, else us-east-1)")
     p.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"days of log-group metrics (default: {DEFAULT_DAYS})")
@@ -398,7 +400,7 @@ def print_text(report: Mapping[str, Any], out: Any = None) -> None:
         if r["volumeNote"] and not v:
             print(f"    volume not measured: {r['volumeNote']}", file=out)
     for s in report.get("skipped", []):
-        print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<8} account is {s['state']}", file=out)
+        print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<8} {s['reason']}", file=out)
     for o in report.get("organizationTrails", []):
         v = o["wholeOrganizationVolume"]
         if v:

@@ -329,11 +329,14 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) and cleanup.ok and log_ok else 1
 
 
+SCHEMA = "rootwatch.drill/v1"
+
+
 def report_results(drill: Drill, results: Sequence[PathResult], cleanup: Cleanup, fmt: str,
                    out: Any = None) -> None:
     out = out or sys.stdout
     if fmt == "json":
-        print(json.dumps({"drillId": drill.id, "account": drill.account_id, "region": drill.region,
+        print(json.dumps({"schema": SCHEMA, "drillId": drill.id, "account": drill.account_id, "region": drill.region,
                           "ok": all(r.ok for r in results) and cleanup.ok,
                           "paths": [r.to_json() for r in results],
                           "cleanup": {"ok": cleanup.ok, "done": cleanup.done, "problems": cleanup.problems}},

@@ -7,7 +7,8 @@
 Progress goes to stderr, one line per event, prefixed with the account:
 ``[123456789012] ...``. The result goes to stdout as text or ``--format json``
 (schema rootwatch.enroll/v1). Exit 0 ok, 1 findings (an account not compliant, of
-unknown compliance, or failed), 2 usage/input errors (including a missing Pulumi CLI).
+unknown compliance, or failed), 2 usage/input errors (including a missing Pulumi CLI,
+a failed `pulumi login` and missing or expired AWS credentials).
 The mechanics are in rootwatch.vending.automation.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 from typing import Any, TextIO
@@ -93,6 +95,16 @@ class _Console:
             self.stream.flush()
 
 
+class _Notes:
+    """A console stand-in that keeps lines for later."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def line(self, account_id: str, message: str) -> None:
+        self.lines.append((account_id, message))
+
+
 def _secrets(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
@@ -157,20 +169,28 @@ def run_enroll(args: argparse.Namespace) -> int:
         automation.validate_account_id(args.account_id)
     if args.parallel < 1 or (args.engine_parallel is not None and args.engine_parallel < 1) or args.retries < 0:
         raise RootwatchError("--parallel and --engine-parallel must be at least 1, --retries at least 0")
-    # The CLI first: a missing CLI is the first thing to fix, so it is the one line shown.
-    command = automation.resolve_pulumi(args.pulumi_path)
+    # Our own arguments and files first (a typo'd --base-stack, a missing snapshot or
+    # secret): each is one line naming it, whether or not the Pulumi CLI is installed.
     console = _Console()
     secrets = _secrets(args.secret)
+    automation.load_base(args.base_stack, automation.PROJECT_DIR)
     if args.account_id:
         specs = [automation.AccountSpec(args.account_id, args.name or args.account_id, args.ou, args.severity)]
     else:
-        specs = _snapshot_specs(args.org_snapshot, args.base_stack, console)
+        # Notes wait until the Pulumi CLI is found: a missing CLI stays the one line shown.
+        notes = _Notes()
+        specs = _snapshot_specs(args.org_snapshot, args.base_stack, notes)  # type: ignore[arg-type]
     for spec in specs:
         automation.validate_spec(spec)
+    policy_packs = _policy_packs(args)
+    command = automation.resolve_pulumi(args.pulumi_path)
+    if not args.account_id:
+        for account_id, message in notes.lines:
+            console.line(account_id, message)
     options: dict[str, Any] = dict(
         base_stack=args.base_stack,
         preview=args.preview,
-        policy_packs=_policy_packs(args),
+        policy_packs=policy_packs,
         policy_pack_configs=args.policy_pack_config,
         secrets=secrets,
         pulumi_command=command,
@@ -195,7 +215,26 @@ def run_enroll(args: argparse.Namespace) -> int:
                 on_result=lambda r: progress.advance(r.account_id), **options,
             )
     _print_summary(summary, args.format, sys.stdout)
-    return EXIT_OK if summary.passed else EXIT_FINDINGS
+    if summary.passed:
+        return EXIT_OK
+    return exit_code_for_errors([r.error or "" for r in summary.results if not r.ok])
+
+
+# Failures that are the operator's set-up, not findings about an account: not logged in
+# to a backend, no or expired AWS credentials, no secrets passphrase.
+_SETUP_ERROR = re.compile(
+    r"PULUMI_ACCESS_TOKEN|pulumi login|not logged in|unauthorized|401|getting credentials|NoCredentialProviders|"
+    r"no valid credential|ExpiredToken|InvalidClientTokenId|security token .* invalid|unable to validate AWS credentials|"
+    r"failed to refresh cached credentials|PULUMI_CONFIG_PASSPHRASE|passphrase must be set",
+    re.IGNORECASE,
+)
+
+
+def exit_code_for_errors(errors: list[str]) -> int:
+    """2 when a failure is a login or credential problem (usage, as the README says), else 1 (findings)."""
+    from rootwatch.commands.options import EXIT_USAGE
+
+    return EXIT_USAGE if any(_SETUP_ERROR.search(e) for e in errors) else EXIT_FINDINGS
 
 
 def run_offboard(args: argparse.Namespace) -> int:
@@ -213,7 +252,7 @@ def run_offboard(args: argparse.Namespace) -> int:
     )
     console.line(args.account_id, result.describe())
     _print_summary(automation.EnrollSummary([result]), args.format, sys.stdout)
-    return EXIT_OK if result.ok else EXIT_FINDINGS
+    return EXIT_OK if result.ok else exit_code_for_errors([result.error or ""])
 
 
 def _print_summary(summary: Any, fmt: str, out: TextIO) -> None:

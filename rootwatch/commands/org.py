@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from rootwatch.commands import options
+from rootwatch.core import atomicfile
 from rootwatch.core import snapshot as snap
 from rootwatch.core.errors import RootwatchError
 
@@ -93,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         try:
-            Path(args.out).write_text(text)
+            # Whole or not at all: Ctrl-C or a full disk never leaves half a snapshot.
+            atomicfile.write_text(args.out, text)
         except OSError as exc:
             raise RootwatchError(f"{args.out}: cannot write snapshot ({exc.strerror})") from None
-        print(f"wrote {args.out}: {len(org.accounts)} accounts, {len(org.ou_names)} OUs and roots", file=sys.stderr)
+        if not options.QUIET:
+            print(f"wrote {args.out}: {len(org.accounts)} accounts, {len(org.ou_names)} OUs and roots", file=sys.stderr)
     return 0

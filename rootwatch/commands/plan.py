@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpa
         help="show what `pulumi up` would build for every account (offline)",
         description="Run the Pulumi program under the mock runtime and show, per account, its severity, "
         "alert routes, resources and compliance. Needs no cloud access, credentials or Pulumi CLI. "
-        "Exit 0 ok, 1 mandatory policy violations (--policy), 2 config/snapshot/usage errors.",
+        "Exit 0 ok, 1 findings (an in-scope account not compliant, or a mandatory policy violation with "
+        "--policy), 2 config/snapshot/usage errors (including a stack that selects no account).",
     )
     p.add_argument("--stack", default="example", help="stack name: reads stacks/Pulumi.<NAME>.yaml (default: example)")
     p.add_argument("--org-snapshot", metavar="FILE", help="organization snapshot (default: config/example-org.json)")
@@ -47,17 +48,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpa
 def run(args: argparse.Namespace) -> int:
     import pulumi
 
+    from rootwatch.commands.options import EXIT_FINDINGS, EXIT_OK, status
     from rootwatch.core import snapshot
+    from rootwatch.core.progress import Counter
     from rootwatch.program import mockrun
 
     org = snapshot.load(args.org_snapshot or mockrun.DEFAULT_SNAPSHOT)
     config = mockrun.load_stack_config(args.stack)
     name = mockrun.stack_name(args.stack)
-    print(f"planning stack {name} ({config.path.name}) under the mock runtime ...", file=sys.stderr)
+    status(f"planning stack {name} ({config.path.name}) under the mock runtime ...")
+    counter = Counter("planned")
     try:
-        result = mockrun.run(args.stack, org=org, config=config)
+        result = mockrun.run(args.stack, org=org, config=config, on_register=_progress(counter))
     except pulumi.RunError as exc:
         raise RootwatchError(f"stack {name}: {exc}") from None
+    finally:
+        counter.close()
     violations = _policy(result) if args.policy else None
     report = build_report(result, violations, org)
     if args.format == "json":
@@ -66,8 +72,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         render_text(report, sys.stdout)
     if violations and any(v["enforcementLevel"] == "mandatory" for v in violations):
-        return 1
-    return 0
+        return EXIT_FINDINGS
+    # Findings, as everywhere: an in-scope account that is not compliant (README: exit 1).
+    if noncompliant_accounts(report):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _progress(counter: Any) -> Any:
+    from rootwatch.program.mockrun import MONITOR_TYPE
+
+    def on_register(typ: str) -> None:
+        if typ == MONITOR_TYPE:
+            counter.add("accounts", 1)
+        elif not typ.startswith(("rootwatch:", "pulumi:")):
+            counter.add("resources", 1)
+
+    counter.add("accounts", 0)
+    counter.add("resources", 0)
+    counter.last = 0.0
+    return on_register if counter.active else None
+
+
+def noncompliant_accounts(report: dict[str, Any]) -> list[str]:
+    """In-scope accounts whose compliance verdict is noncompliant (pending is not a finding)."""
+    return [a["id"] for a in report["accounts"] if a["compliance"] and a["compliance"].get("status") == "noncompliant"]
 
 
 def _policy(result: Any) -> list[dict[str, Any]]:

@@ -6,12 +6,12 @@ account. The program's ``compliance`` stack output, the CrossGuard pack
 (``rootwatch.compliance.policy``) and ``rootwatch policy check`` (over ``pulumi stack
 export`` files) all call it, so the three cannot drift apart.
 
-Per account, five checks, each pass / fail / pending / skipped with a reason:
+Per account, five checks, each pass / fail / pending / skipped / unverified with a reason:
 
 1. ``trail``: a multi-region trail, logging, with log-file validation and
    read+write management events, delivering to CloudWatch Logs (log group kept
    at least ``min_retention_days``). With ``trail.mode: existing`` and no trail in
-   the stack, the declared log group stands in for the trail.
+   the stack, the declared log group stands in for the trail (status ``unverified``).
 2. ``metricFilter``: a filter on *that* log group with the byte-exact CIS pattern.
 3. ``alarm``: an alarm on *that* filter's metric and namespace: Sum, threshold at
    most 1, ``>=``, period at most ``max_alarm_period_seconds``, actions enabled,
@@ -87,6 +87,7 @@ from rootwatch.compliance.model import (  # noqa: F401 - the package's public AP
     TRAIL_TYPE,
     UNKNOWN,
     UNKNOWN_SENTINELS,
+    UNVERIFIED,
     AccountVerdict,
     CheckResult,
     PolicyInput,

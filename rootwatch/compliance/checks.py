@@ -35,6 +35,7 @@ from rootwatch.compliance.model import (
     TOPIC_TYPE,
     TRAIL,
     TRAIL_TYPE,
+    UNVERIFIED,
     CheckResult,
     PolicyInput,
     Requirements,
@@ -123,8 +124,9 @@ def check_trail(acct: AccountResources, idx: ResourceIndex, req: Requirements) -
     if not trails:
         if req.existing_log_group:
             return (
-                CheckResult(TRAIL, PASS, f"trail managed outside this stack (trail.mode existing): its log group "
-                            f"{req.existing_log_group!r} is declared and checked below"),
+                CheckResult(TRAIL, UNVERIFIED, f"trail managed outside this stack (trail.mode existing), not verified "
+                            f"here (run `rootwatch audit`): its log group {req.existing_log_group!r} is declared "
+                            "and checked below"),
                 [_LogGroupRef(req.existing_log_group, _log_group_named(acct, req.existing_log_group))],
             )
         reason = ("no CloudTrail trail in this account: add a multi-region trail delivering to CloudWatch Logs "

@@ -24,6 +24,8 @@ from typing import Any, Iterable, Mapping
 from rootwatch.core.errors import RootwatchError
 
 STATES = ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+# Written by `rootwatch org snapshot`; optional when reading (hand-written snapshots).
+SCHEMA = "rootwatch.orgsnapshot/v1"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _PATH_PART_RE = re.compile(r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$")
 
@@ -66,6 +68,7 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": SCHEMA,
             "managementAccountId": self.management_account_id,
             "organizationalUnits": dict(self.ou_names),
             "accounts": [
@@ -84,6 +87,8 @@ def parse(data: Any, source: str = "snapshot") -> Snapshot:
 
     if not isinstance(data, dict):
         raise bad("must be a JSON object with managementAccountId and accounts")
+    if data.get("schema", SCHEMA) != SCHEMA:
+        raise bad(f"schema {data.get('schema')!r} is not {SCHEMA}")
     mgmt = data.get("managementAccountId")
     if not isinstance(mgmt, str) or not _ACCOUNT_RE.match(mgmt):
         raise bad("managementAccountId must be a 12-digit account id")

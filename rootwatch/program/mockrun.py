@@ -132,12 +132,31 @@ def stack_name(stack: str) -> str:
     return stack
 
 
+def _engine_yaml_loader() -> type:
+    """A safe YAML loader that reads stack files as the Pulumi CLI does.
+
+    The CLI (Go yaml.v3) keeps an unquoted timestamp (``start: 2026-11-24T10:00:00Z``)
+    as the text written; PyYAML would make it a datetime, which is not JSON.
+    Numbers and booleans stay typed, as `pulumi config set --path` writes them.
+    """
+    import yaml  # shipped with pulumi
+
+    class EngineLoader(yaml.SafeLoader):
+        pass
+
+    EngineLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return EngineLoader
+
+
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfig:
     import yaml  # shipped with pulumi
 
     path = stack_config_path(stack, project_dir)
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.load(path.read_text(), Loader=_engine_yaml_loader()) or {}  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         available = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project_dir / "stacks").glob("Pulumi.*.yaml"))
         raise RootwatchError(f"{path}: no such stack file (stacks: {', '.join(available) or 'none'})") from None
@@ -313,10 +332,12 @@ def _account_result(a: snap.SnapshotAccount) -> dict[str, Any]:
 class RecordingMonitor(pmocks.MockMonitor):
     """Records each registration with the resource options mocks do not pass on."""
 
-    def __init__(self, mocks: SnapshotMocks) -> None:
+    def __init__(self, mocks: SnapshotMocks, on_register: Callable[[str], None] | None = None) -> None:
         super().__init__(mocks)
         self.snapshot_mocks = mocks
         self.registered: list[Registered] = []
+        # Called with each registered type (progress for large organizations).
+        self.on_register = on_register
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
@@ -342,6 +363,8 @@ class RecordingMonitor(pmocks.MockMonitor):
                     secret_inputs=_secret_keys(request.object),
                 )
             )
+            if self.on_register is not None:
+                self.on_register(request.type)
         return response
 
 
@@ -380,11 +403,13 @@ def run(
     caller_account: str | None = None,
     delegated_admins: tuple[str, ...] = (),
     log_groups: Mapping[str, tuple[str, ...]] | None = None,
+    on_register: Callable[[str], None] | None = None,
 ) -> Run:
     """Run ``__main__.py`` for ``stack`` under mocks and return what it registered.
 
     Exceptions from the program (e.g. pulumi.RunError on bad config) propagate,
     unless ``check`` is False: then they are returned in ``Run.error``.
+    ``on_register`` is called with the type of every resource as it registers.
     """
     config = config or load_stack_config(stack, project_dir)
     stack = stack_name(stack)
@@ -392,7 +417,7 @@ def run(
     org = org or snap.load(DEFAULT_SNAPSHOT)
     home = values.get("rootwatch:homeRegion", "us-east-1")
     mocks = SnapshotMocks(org, home, caller_account, delegated_admins, log_groups)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, on_register)
     logger = _CollectingLogger()
     # Exports and the root resource are process-global: start clean every run.
     pulumi.runtime.settings.ROOT.set(None)

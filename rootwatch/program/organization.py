@@ -105,6 +105,36 @@ def select(candidates: Iterable[Account], settings: RootwatchSettings, managemen
     return Scope(management_account_id, tuple(chosen), tuple(skipped))
 
 
+def empty_scope_problem(settings: RootwatchSettings, scope: Scope) -> str | None:
+    """Why a stack that selects no account is refused, naming the filters; None if any is selected.
+
+    A stack copied from the example keeps its OU ids (ou-ex01-...), which match
+    nothing in a real organization: planning it used to show "0 accounts" and exit 0.
+    """
+    if scope.accounts:
+        return None
+    acc = settings.accounts
+    filters = [
+        f"accounts.{name} [{', '.join(values)}]"
+        for name, values in (
+            ("includeOus", acc.include_ous), ("includeAccounts", acc.include_accounts),
+            ("excludeOus", acc.exclude_ous), ("excludeAccounts", acc.exclude_accounts),
+        )
+        if values
+    ]
+    if settings.shard:
+        filters.append(f"shard {settings.shard}")
+    reasons: dict[str, int] = {}
+    for s in scope.skipped:
+        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    seen = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "the organization has no accounts"
+    return (
+        f"no account is in scope: {' and '.join(filters) or 'the account filters'} select none of the "
+        f"{len(scope.skipped)} accounts ({seen}); fix the filters for this organization "
+        "(`rootwatch init --org-snapshot FILE` writes a stack with its real OU ids)"
+    )
+
+
 def _needs_tags(settings: RootwatchSettings) -> bool:
     return any(r.match.tags for r in settings.severity.rules)
 

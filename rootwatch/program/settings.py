@@ -43,6 +43,9 @@ NAMESPACE = "rootwatch"
 # Stand-in for a `secure:` value that cannot be decrypted offline (rootwatch plan).
 # Validators accept it wherever a secret may stand; it is never a real endpoint.
 SECRET_PLACEHOLDER = "[secret]"
+# What `rootwatch init` writes where a route endpoint must go: refused until replaced,
+# so a new stack cannot deploy alarms that notify nobody.
+ENDPOINT_PLACEHOLDER = "REPLACE-ME"
 
 # The only retention values CloudWatch Logs accepts (PutRetentionPolicy).
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -127,6 +130,11 @@ class Subscription(_Model):
         e = self.endpoint
         if e == SECRET_PLACEHOLDER:
             return self
+        if e.startswith(ENDPOINT_PLACEHOLDER):
+            raise ValueError(
+                f"endpoint is still the {ENDPOINT_PLACEHOLDER} placeholder written by `rootwatch init`: set a real "
+                f"{self.protocol} endpoint (pulumi config set --path [--secret] 'rootwatch:routes.<level>[<n>].endpoint' ...)"
+            )
         ok = {
             "email": lambda: bool(_EMAIL_RE.match(e)),
             "https": lambda: bool(_HTTPS_RE.match(e)),
@@ -557,8 +565,10 @@ class RootwatchSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first: ROOTWATCH_* overrides the stack config (passed as init kwargs).
-        return (env_settings, init_settings)
+        # Only the values `load` passes: it applies ROOTWATCH_* itself (environment_overrides),
+        # because pydantic-settings deep-merges a JSON variable into the stack's value (a
+        # ROUTES override kept the stack's other levels) and ignores misspelled names.
+        return (init_settings,)
 
     @model_validator(mode="after")
     def _realtime_regions_in_home_partition(self) -> "RootwatchSettings":
@@ -663,20 +673,116 @@ def parse_config_value(raw: Any) -> Any:
     return raw
 
 
-def load(config: Mapping[str, Any]) -> RootwatchSettings:
+ENV_PREFIX = "ROOTWATCH_"
+# ROOTWATCH_* variables that are not stack settings (CLI switches, the alert formatter's
+# own environment inside Lambda, test switches): never reported as unknown settings.
+NON_SETTING_VARIABLES = frozenset({"DEBUG", "PULUMI", "UPDATE_URN_SNAPSHOT", "TOPICS", "ACCOUNT", "BREAK_GLASS", "INCIDENT_TABLE"})
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    args = getattr(annotation, "__args__", ())
+    return next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _resolve_env_path(name: str) -> tuple[list[str] | None, str | None]:
+    """``ALARM__PERIODSECONDS`` -> (["alarm", "periodSeconds"], None), or (None, hint).
+
+    Each part matches a key case-insensitively, with or without underscores
+    (HOME_REGION, HOMEREGION); parts below a mapping (routes levels) are kept lowercased.
+    """
+    parts = name.split("__")
+    model: type[BaseModel] | None = RootwatchSettings
+    path: list[str] = []
+    for i, part in enumerate(parts):
+        if model is None:
+            path.append(part.lower())
+            continue
+        squashed = part.replace("_", "").lower()
+        keys = {(f.alias or to_camel(n)): f for n, f in model.model_fields.items()}
+        found = next((k for k in keys if k.lower() == squashed), None)
+        if found is None:
+            env_names = {_env_name(k): k for k in keys}
+            prefix = ENV_PREFIX + "__".join(p.upper() for p in parts[:i]) + ("__" if i else "")
+            hint = difflib.get_close_matches(part.upper(), list(env_names), n=1, cutoff=0.6)
+            return None, (prefix + hint[0]) if hint else None
+        path.append(found)
+        model = _model_of(keys[found].annotation)
+    return path, None
+
+
+def _env_name(key: str) -> str:
+    return _to_snake(key).upper()
+
+
+def environment_overrides(environ: Mapping[str, str]) -> tuple[list[tuple[list[str], Any]], list[str]]:
+    """ROOTWATCH_* variables as (key path, value) overrides, and one problem per bad variable.
+
+    A variable replaces the whole key it names (ROOTWATCH_ROUTES replaces every route,
+    never merges into the stack's); ``__`` descends one level. Values starting with
+    ``{`` or ``[`` are JSON; others are the plain text, typed by validation.
+    """
+    overrides: list[tuple[list[str], Any]] = []
+    problems: list[str] = []
+    for var in sorted(environ):
+        if not var.upper().startswith(ENV_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX):]
+        if name.upper() in NON_SETTING_VARIABLES:
+            continue
+        path, hint = _resolve_env_path(name)
+        if path is None:
+            problems.append(f"{var}: unknown setting" + (f" (did you mean {hint}?)" if hint else ""))
+            continue
+        raw = environ[var]
+        value: Any = raw
+        if raw.lstrip()[:1] in ("{", "["):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{var}: not valid JSON (column {exc.colno}: {exc.msg})")
+                continue
+        overrides.append((path, value))
+    return overrides, problems
+
+
+def _set_path(values: dict[str, Any], path: list[str], value: Any) -> None:
+    node = values
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def load(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RootwatchSettings:
     """Validate a `{"rootwatch:key": value}` mapping (other namespaces are ignored).
 
     Raises ConfigError listing every bad key; ROOTWATCH_* environment variables
-    override the mapping.
+    (``environ``, default os.environ) override the mapping, each replacing the key it names.
     """
+    import copy
+    import os
+
     prefix = NAMESPACE + ":"
     fields = RootwatchSettings.model_fields
-    values = {}
+    values: dict[str, Any] = {}
     for key, raw in config.items():
         if key.startswith(prefix):
             name = _to_snake(key[len(prefix):])
             # Unknown keys keep their spelling so the error names what the user wrote.
             values[name if name in fields else key[len(prefix):]] = parse_config_value(raw)
+    overrides, env_problems = environment_overrides(os.environ if environ is None else environ)
+    if env_problems:
+        raise ConfigError(env_problems)
+    for path, value in overrides:
+        top = _to_snake(path[0])
+        if len(path) > 1:
+            values[top] = copy.deepcopy(values.get(top)) if isinstance(values.get(top), dict) else {}
+            _set_path(values[top], path[1:], value)
+        else:
+            values[top] = value
     try:
         return RootwatchSettings(**values)
     except ValidationError as exc:
