@@ -1,11 +1,12 @@
 """rootwatch: root-user activity detection for every account of an AWS Organization.
 
-settings -> accounts -> one monitor per account -> exports.
+settings -> accounts -> one monitor per member account -> the alert hub -> exports.
 """
 
 import pulumi
 
 from rootwatch.core.errors import RootwatchError
+from rootwatch.program import hub as alert_hub
 from rootwatch.program import monitor, organization, outputs
 from rootwatch.program import settings as rw_settings
 
@@ -22,6 +23,22 @@ except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceb
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
-monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
-outputs.export(scope, monitors)
+stack = pulumi.get_stack()
+assert scope.hub is not None  # discover() refuses a config without a hub
+# One provider per account: the hub's is shared with its monitor when the hub is also a member.
+providers = {a.id: organization.provider_for(a, settings, stack) for a in {x.id: x for x in (*scope.accounts, scope.hub)}.values()}
+hub_ref = monitor.HubRef(scope.hub.id, settings.hub_region)
+monitors = {
+    a.id: monitor.deploy(a, settings, stack, secret_keys, providers[a.id], hub_ref) for a in scope.accounts
+}
+hub = alert_hub.AlertHub(
+    alert_hub.RESOURCE_NAME,
+    alert_hub.AlertHubArgs(
+        settings=settings, hub_account=scope.hub, members=scope.accounts, organization_id=scope.organization_id,
+        stack_tags=organization.managed_tags(stack), secret_endpoints="routes" in secret_keys,
+        member_resources=list(monitors.values()),
+    ),
+    pulumi.ResourceOptions(provider=providers[scope.hub.id]),
+)
+outputs.export(scope, monitors, hub)
 outputs.export_compliance(evidence, scope, settings, monitors)

@@ -72,8 +72,7 @@ from typing import Any, Callable, Sequence
 from rootwatch.commands import audit
 from rootwatch.core.errors import RootwatchError
 from rootwatch.lambdas.formatter import DRILL_SOURCE
-from rootwatch.lambdas.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
-from rootwatch.lambdas.formatter import ENV_TOPICS as FORMATTER_TOPICS
+from rootwatch.lambdas.formatter import HUB_TOPIC_PREFIX
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
@@ -276,22 +275,20 @@ class Drill:
         return self._wait("realtime", topics, start, lambda m: realtime_message_matches(m, self.id))
 
     def _formatter_path(self, function_arn: str) -> PathResult:
-        """The deployed design: rule -> alert formatter Lambda -> the account's topic.
+        """The deployed design: the hub's alert formatter Lambda -> the hub's critical topic.
 
-        The rule admits only aws.* sources, so the drill event is handed to the
+        The rules admit only aws.* sources, so the drill event is handed to the
         formatter with a direct Invoke (the same asynchronous invocation EventBridge
-        makes); the formatter labels it DRILL and publishes to the account's
-        baseline route, which the drill queue listens on.
+        makes); the formatter labels it DRILL and publishes to the hub topic of the
+        level the event names (critical: the hub always has it), which the drill queue
+        listens on. The topic's ARN follows from the function's (same account and region).
         """
         lam = self.clients("lambda", self.region)
-        env = (lam.get_function_configuration(FunctionName=function_arn).get("Environment") or {}).get("Variables", {})
-        try:
-            topics = json.loads(env[FORMATTER_TOPICS])
-            baseline = json.loads(env[FORMATTER_ACCOUNT])["baseline"]
-            topic = topics[baseline]
-        except (KeyError, TypeError, ValueError):
-            return PathResult("realtime", False, f"{function_arn} is not a rootwatch alert formatter "
-                                                 f"(no {FORMATTER_TOPICS}/{FORMATTER_ACCOUNT} environment)")
+        parts = function_arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda":
+            return PathResult("realtime", False, f"{function_arn} is not a Lambda function ARN")
+        baseline = "critical"
+        topic = f"arn:{parts[1]}:sns:{parts[3]}:{parts[4]}:{HUB_TOPIC_PREFIX}-{baseline}"
         self._subscribe([topic])
         event = {"version": "0", "id": f"rootwatch-drill-{self.id}", "source": DRILL_SOURCE,
                  "detail-type": DRILL_DETAIL_TYPE, "account": self.account_id, "region": self.region,

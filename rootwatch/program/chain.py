@@ -22,6 +22,15 @@ TRAIL_ROLE_NAME = "rootwatch-cloudtrail-to-logs"
 
 
 @dataclass(frozen=True)
+class HubRef:
+    """The alert hub as members see it: account and region (its ARNs are computed from names,
+    so member stacks and shards need no stack reference)."""
+
+    account_id: str
+    region: str
+
+
+@dataclass(frozen=True)
 class RootActivityMonitorArgs:
     account: Account
     settings: RootwatchSettings
@@ -32,3 +41,4 @@ class RootActivityMonitorArgs:
     routes: Mapping[Severity, Sequence[Subscription]]
     secret_endpoints: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    hub: HubRef | None = None

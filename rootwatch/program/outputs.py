@@ -15,7 +15,9 @@ from rootwatch.program.organization import Scope
 from rootwatch.program.settings import RootwatchSettings
 
 
-def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
+def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor], hub: Any = None) -> None:
+    if hub is not None:
+        pulumi.export("hub", hub.summary())
     pulumi.export(
         "accounts",
         {
