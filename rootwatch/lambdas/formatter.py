@@ -590,7 +590,8 @@ def fit_alert(alert: Alert, budget: int = SNS_MESSAGE_BUDGET) -> Alert:
     note = "the alert was cut to fit SNS's 256 KiB message limit; the full event is in CloudTrail (Event ID)"
     alert.notes.append(note)
     alert.doc.setdefault("notes", []).append(note)
-    alert.text += f"\nNote: {note}"
+    first, _, rest = alert.text.partition("\n")
+    alert.text = f"{first}\nNote: {note}\n{rest}"  # near the top: the cut takes the end
     for _ in range(64):
         over = size() - budget
         if over <= 0:
@@ -809,6 +810,9 @@ def handler(event: Any, context: Any = None, *, client: Any = None, directory: D
         return handle_queue(event, directory, client)
     account = event.get("account") if isinstance(event, Mapping) else None
     detail = _detail_of(event)
+    if detail is not None and _str(event.get("source") or "") and str(event.get("source")).startswith("aws."):
+        # A CloudTrail event keeps its account when a member rule forwards it; the record names it too.
+        account = _str(detail.get("recipientAccountId")) or account
     if detail is not None and _str(event.get("source")) == "aws.sts":
         opening = assume_root_opening(detail)
         if opening is not None:
