@@ -19,7 +19,7 @@ from rootwatch.vending import automation
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "config" / "example-org.json"
 # Member accounts in scope of the example stack (the management account stays with the org stack).
-MEMBERS = ["222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"]
+MEMBERS = ["222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from rootwatch.program.organization import Account
 HUB = "222222222208"
 MGMT = "111111111111"
 MEMBERS = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206",
-           "222222222210"}
+           "222222222208", "222222222210"}
 REALWORLD = Path("/work/shared/realworld-cloudtrail")
 SUB = "aws:sns/topicSubscription:TopicSubscription"
 ROUTES = {lvl: [{"protocol": "email", "endpoint": "oncall@example.com"}] for lvl in ("low", "medium", "high", "critical")}
@@ -190,7 +190,10 @@ def test_the_plan_shows_the_hub_and_email_routes_pending(capsys: pytest.CaptureF
     assert hub["pendingConfirmation"] == {"low": 0, "medium": 1, "high": 1, "critical": 1}
     # Resources per member account (provider included) with the example's 4 regions.
     assert hub["memberResourcesMax"] <= 30
-    assert all(not a["routes"] or not any(a["routes"].values()) for a in report["accounts"])
+    # A member's routes are the hub's routes of the levels it can reach (no member subscriptions).
+    payments = next(a for a in report["accounts"] if a["id"] == "222222222201")
+    assert payments["routes"] == {"critical": {"email": 1, "https": 1}}
+    assert not [r for a in report["accounts"] for r in a["resources"] if r["type"] == SUB]
 
 
 def test_sqs_and_lambda_routes_get_their_resource_policies(run: mockrun.Run) -> None:

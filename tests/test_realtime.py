@@ -32,7 +32,7 @@ from rootwatch.program.realtime import (
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "tests" / "data" / "cloudtrail_corpus.json").read_text())["cases"]
 MGMT = "111111111111"
-IN_SCOPE = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}
+IN_SCOPE = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"}
 EXAMPLE_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1"]
 ROUTES = {lvl: [{"protocol": "email", "endpoint": "oncall@example.com"}] for lvl in ("low", "medium", "high", "critical")}
 RULE = "aws:cloudwatch/eventRule:EventRule"

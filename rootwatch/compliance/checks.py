@@ -300,7 +300,7 @@ class SubscriptionIndex:
         return list(unique.values()) + self.unresolved
 
 
-def subscription_confirmed(sub: PolicyInput, topic_provider: str) -> bool:
+def subscription_confirmed(sub: PolicyInput, topic_provider: str, idx: "ResourceIndex | None" = None) -> bool:
     """Does AWS deliver to this subscription? Only a confirmed one counts as a subscriber.
 
     After deploy the provider reports ``pendingConfirmation``. Before (plan, preview): e-mail
@@ -322,7 +322,14 @@ def subscription_confirmed(sub: PolicyInput, topic_provider: str) -> bool:
         endpoint, topic = _arn_parts(sub.props.get("endpoint")), _arn_parts(sub.props.get("topic"))
         if endpoint and topic and endpoint[4] == topic[4]:
             return True  # same account: confirmed at once
-        return sub.provider != topic_provider  # created through the endpoint's account
+        if sub.provider != topic_provider:
+            return True  # created through the endpoint's account
+        if endpoint is None and idx is not None:
+            # Unknown before the first deploy: the queue or function of this stack it comes from tells the account.
+            sources = [d for d in idx.by_urn.values() if d.urn in (sub.property_dependencies.get("endpoint", ())
+                                                                    if sub.property_dependencies else sub.dependencies)]
+            return bool(sources) and all(d.provider == topic_provider for d in sources)
+        return False
     return True
 
 
@@ -337,7 +344,7 @@ def _subscriptions(topic: PolicyInput, acct: AccountResources, idx: ResourceInde
         else:
             hit = any(d.urn == topic.urn for d in idx.deps(s, "topic", TOPIC_TYPE))
             unknown |= not hit and is_unknown(ref)
-        if hit and confirmed_only and not subscription_confirmed(s, acct.provider_urn):
+        if hit and confirmed_only and not subscription_confirmed(s, acct.provider_urn, idx):
             continue
         count += hit
     return count, unknown

@@ -129,8 +129,10 @@ class RootActivityMonitor(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self.account = args.account
         self.severity = args.severity
-        self.levels = tuple(args.levels)
-        self.routes = args.routes
+        # Levels this account's alerts can reach and the hub's routes for them (the summary shows them;
+        # the subscriptions themselves are the hub's). ``args.levels`` is the local topic's level.
+        self.levels = tuple(args.settings.levels_for(args.severity, args.account.id))
+        self.routes = args.settings.routes
         s = args.settings
         acct = args.account.id
         region = s.home_region

@@ -116,7 +116,7 @@ async def _engine_view(res: pulumi.Resource, typ: str, name: str, props: Mapping
 
 
 def account_summary(m: RootActivityMonitor) -> dict[str, Any]:
-    """Name, baseline severity and routes as deployed: shared by `accounts` and `compliance`."""
+    """Name, baseline severity and the hub routes its alerts reach: shared by `accounts` and `compliance`."""
     return {
         "name": m.account.name,
         "severity": m.severity.value,
