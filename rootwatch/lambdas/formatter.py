@@ -229,7 +229,7 @@ class Directory:
         windows: list[Window] = []
         for raw in self.windows:
             try:
-                if acct in (raw.get("accounts") or ()):
+                if acct in raw["accounts"]:
                     windows.append(_window(raw))
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 problems.append(f"a break-glass window is unreadable ({type(exc).__name__}: {exc})")
