@@ -1,6 +1,6 @@
 """rootwatch: root-user activity detection for every account of an AWS Organization.
 
-settings -> accounts -> one monitor per account -> exports.
+settings -> accounts -> one monitor per member account -> the alert hub -> exports.
 """
 
 import os
@@ -8,6 +8,7 @@ import os
 import pulumi
 
 from rootwatch.core.errors import RootwatchError
+from rootwatch.program import hub as alert_hub
 from rootwatch.program import monitor, organization, outputs, prevention
 from rootwatch.program import settings as rw_settings
 
@@ -30,10 +31,26 @@ if (empty := organization.empty_scope_problem(settings, scope)) is not None:
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()
+stack = pulumi.get_stack()
+assert scope.hub is not None  # discover() refuses a config without a hub
+# One provider per account: the hub's is shared with its monitor when the hub is also a member.
+providers = {a.id: organization.provider_for(a, settings, stack) for a in {x.id: x for x in (*scope.accounts, scope.hub)}.values()}
+hub_ref = monitor.HubRef(scope.hub.id, settings.hub_region)
 try:
-    monitors = {a.id: monitor.deploy(a, settings, pulumi.get_stack(), secret_keys) for a in scope.accounts}
+    monitors = {
+        a.id: monitor.deploy(a, settings, stack, secret_keys, providers[a.id], hub_ref) for a in scope.accounts
+    }
 except RootwatchError as exc:  # e.g. trail.mode existing and the log group is missing: one line
     raise pulumi.RunError(str(exc)) from None
-prevention.deploy(scope, settings, pulumi.get_stack(), monitors, prevention_plan)
-outputs.export(scope, monitors)
+hub = alert_hub.AlertHub(
+    alert_hub.RESOURCE_NAME,
+    alert_hub.AlertHubArgs(
+        settings=settings, hub_account=scope.hub, members=scope.accounts, organization_id=scope.organization_id,
+        stack_tags=organization.managed_tags(stack), secret_endpoints="routes" in secret_keys,
+        member_resources=list(monitors.values()),
+    ),
+    pulumi.ResourceOptions(provider=providers[scope.hub.id]),
+)
+prevention.deploy(scope, settings, stack, monitors, prevention_plan)
+outputs.export(scope, monitors, hub)
 outputs.export_compliance(evidence, scope, settings, monitors, posture)

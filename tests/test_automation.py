@@ -263,7 +263,7 @@ def test_rendering_copies_ciphertext_only_with_the_bases_provider_material(proje
     cloud = automation.render_stack(example, spec)
     assert cloud.missing == (PD_KEY,)
     assert automation.secure_leaves(cloud.doc["config"]) == {}
-    assert cloud.doc["config"]["rootwatch:routes"]["critical"][0] == {"protocol": "https"}
+    assert cloud.doc["config"]["rootwatch:routes"]["critical"][0] == {"protocol": "https", "autoConfirms": True}
     assert cloud.secrets_provider is None
 
     given = automation.render_stack(example, spec, secret_keys=[PD_KEY])

@@ -22,7 +22,7 @@ from rootwatch.program import settings as rw_settings
 
 MGMT = "111111111111"
 MEMBER = "222222222201"
-IN_SCOPE = {MGMT, MEMBER, "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}
+IN_SCOPE = {MGMT, MEMBER, "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"}
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +73,10 @@ def test_example_stack_is_100_percent_compliant(example: mockrun.Run) -> None:
     assert doc["schema"] == "rootwatch.compliance/v1"
     assert set(doc["accounts"]) == IN_SCOPE
     kpis = doc["kpis"]
-    assert kpis["accountsInScope"] == 8 and kpis["accountsCompliant"] == 8 and kpis["accountsPending"] == 0
+    assert kpis["accountsInScope"] == 9 and kpis["accountsCompliant"] == 9 and kpis["accountsPending"] == 0
     assert kpis["policyComplianceScore"] == 100.0
     assert {s["id"]: s["reason"] for s in kpis["skippedAccounts"]} == {
         "222222222207": "account is SUSPENDED",
-        "222222222208": "not in accounts.includeOus or accounts.includeAccounts",
         "222222222209": "account is CLOSED",
     }
     for acct in doc["accounts"].values():
@@ -272,10 +271,39 @@ def test_alarm_period_threshold_is_configurable(resources: list[PolicyInput]) ->
     assert "at most 30 s" in only_failure(verdict(resources, req=Requirements(max_alarm_period_seconds=30))).reason
 
 
+def hub_intake_removed(resources: list[PolicyInput], account: str = MEMBER) -> list[PolicyInput]:
+    """Without the member topic's one subscriber: the hub's intake queue subscription."""
+    return [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and r.name.endswith(f"-intake-{account}"))]
+
+
 def test_topic_without_subscription_fails(resources: list[PolicyInput]) -> None:
-    c = only_failure(verdict(without(resources, compliance.SUBSCRIPTION_TYPE, MEMBER)))
+    c = only_failure(verdict(hub_intake_removed(resources)))
     assert c.check == "topic" and "has no subscription" in c.reason
     assert c.urn.endswith(f"::rootwatch-{MEMBER}-topic-critical")
+
+
+def test_only_confirmed_subscriptions_count(resources: list[PolicyInput]) -> None:
+    member_provider = next(r.provider for r in resources if r.type == compliance.TOPIC_TYPE and MEMBER in r.name)
+    intake = next(r for r in resources if r.type == compliance.SUBSCRIPTION_TYPE and r.name.endswith(f"-intake-{MEMBER}"))
+    rest = [r for r in resources if r is not intake]
+
+    def variant(provider: str, **props: Any) -> list[PolicyInput]:
+        return [*rest, dataclasses.replace(intake, provider=provider, props={**intake.props, **props})]
+
+    # The hub's queue, subscribed by the hub: confirmed (AWS confirms the endpoint account's own call).
+    assert verdict(variant(intake.provider)).compliant
+    # The same subscription created by the topic owner stays pending: it delivers nothing.
+    c = only_failure(verdict(variant(member_provider)))
+    assert c.check == "topic" and "1 subscription(s), none confirmed" in c.reason
+    # E-mail is pending until someone clicks; after deploy the provider's pendingConfirmation decides.
+    email = {"protocol": "email", "endpoint": "oncall@example.com"}
+    assert only_failure(verdict(variant(member_provider, **email))).check == "topic"
+    assert verdict(variant(member_provider, **email, pendingConfirmation=False)).compliant
+    assert not verdict(variant(intake.provider, pendingConfirmation=True)).compliant
+    # https: only an endpoint that confirms itself counts before deploy.
+    https = {"protocol": "https", "endpoint": "https://events.pagerduty.com/integration/x/enqueue"}
+    assert not verdict(variant(member_provider, **https)).compliant
+    assert verdict(variant(member_provider, **https, endpointAutoConfirms=True)).compliant
 
 
 def test_topic_on_aws_managed_key_fails(resources: list[PolicyInput]) -> None:

@@ -59,25 +59,28 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
         fn = lam.create_function(
             FunctionName="rootwatch-alert-formatter", Runtime="python3.12", Role=role,
             Handler="rootwatch.lambdas.formatter.handler", Code={"ZipFile": code.getvalue()},
-            Environment={"Variables": {
-                formatter.ENV_TOPICS: json.dumps({"high": arns["topic"], "critical": arns["topic"]}),
-                formatter.ENV_ACCOUNT: json.dumps({"id": acct, "name": "formatted", "ou": "", "ouName": "", "baseline": "high"}),
-            }},
         )["FunctionArn"]
+        # The hub's critical topic (same account and region as the formatter), with a human route.
+        sns = s.client("sns", endpoint_url=url, region_name=REGION)
+        hub_topic = sns.create_topic(Name=f"{formatter.HUB_TOPIC_PREFIX}-critical")["TopicArn"]
+        sns.subscribe(TopicArn=hub_topic, Protocol="email", Endpoint="oncall@example.com")
+        directory = formatter.load_directory({
+            "topics": {"high": hub_topic, "critical": hub_topic}, "hubAccountId": acct,
+            "accounts": {acct: {"name": "formatted", "ou": "", "ouName": "", "baseline": "high"}}})
         events = s.client("events", endpoint_url=url, region_name=REGION)
         old = [t["Id"] for t in events.list_targets_by_rule(Rule=RULE_NAME)["Targets"]]
         if old:
             events.remove_targets(Rule=RULE_NAME, Ids=old)
         events.put_targets(Rule=RULE_NAME, Targets=[{"Id": "formatter", "Arn": fn}])
-        yield {"url": url, "account": acct, "topic": arns["topic"], "function": fn, "session": s}
+        yield {"url": url, "account": acct, "topic": hub_topic, "function": fn, "session": s, "directory": directory}
         requests.post(f"{url}/moto-api/reset", timeout=10)
 
 
 class _LambdaRuntime:
     """A lambda client whose invoke runs the real formatter, as the Lambda service would."""
 
-    def __init__(self, real: Any, sns: Any) -> None:
-        self._real, self._sns = real, sns
+    def __init__(self, real: Any, sns: Any, directory: Any) -> None:
+        self._real, self._sns, self._directory = real, sns, directory
         self.invocations: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -85,9 +88,10 @@ class _LambdaRuntime:
 
     def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803 - boto3 names
         event = json.loads(Payload)
-        variables = self._real.get_function_configuration(FunctionName=FunctionName)["Environment"]["Variables"]
+        # The directory is the file in the function's archive (here: the one the fixture built).
+        self._real.get_function_configuration(FunctionName=FunctionName)
         self.invocations.append({"type": InvocationType, "event": event})
-        formatter.handler(event, env=variables, client=self._sns)
+        formatter.handler(event, directory=self._directory, client=self._sns)
         return {"StatusCode": 202}
 
 
@@ -99,7 +103,7 @@ def test_drill_reaches_the_topic_through_the_formatter_and_cleans_up(env: Any, t
     def clients(self: audit.Clients, service: str, region: str | None = None) -> Any:
         client = original(self, service, region)
         if service == "lambda":
-            runtimes.append(_LambdaRuntime(client, original(self, "sns", region)))
+            runtimes.append(_LambdaRuntime(client, original(self, "sns", region), env["directory"]))
             return runtimes[-1]
         return client
 
@@ -124,10 +128,11 @@ def test_drill_reaches_the_topic_through_the_formatter_and_cleans_up(env: Any, t
 
 
 def test_the_drill_event_is_labelled_and_cannot_arrive_through_the_rules() -> None:
-    env = {formatter.ENV_TOPICS: json.dumps({lvl: f"arn:aws:sns:us-east-1:123456789012:rootwatch-alerts-{lvl}" for lvl in ("high", "critical")}),
-           formatter.ENV_ACCOUNT: json.dumps({"id": "123456789012", "name": "web", "ou": "", "ouName": "", "baseline": "high"})}
+    directory = formatter.load_directory({
+        "topics": {lvl: f"arn:aws:sns:us-east-1:123456789012:rootwatch-hub-{lvl}" for lvl in ("high", "critical")},
+        "accounts": {"123456789012": {"name": "web", "ou": "", "ouName": "", "baseline": "high"}}})
     event = {"source": formatter.DRILL_SOURCE, "detail-type": "rootwatch drill", "detail": {"drillId": "abc123", "level": "high"}}
-    alert = formatter.build_alert(event, formatter.load_config(env))
+    alert = formatter.build_alert(event, directory.config_for("123456789012"))
     assert (alert.kind, alert.severity.value) == ("drill", "high")
     assert alert.subject.startswith("[DRILL] rootwatch:") and "No action needed" in alert.text
     assert alert.doc["detail"] == {"drillId": "abc123"}

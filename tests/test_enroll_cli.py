@@ -19,7 +19,7 @@ from rootwatch.vending import automation
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "config" / "example-org.json"
 # Member accounts in scope of the example stack (the management account stays with the org stack).
-MEMBERS = ["222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"]
+MEMBERS = ["222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"]
 
 
 @pytest.fixture
@@ -144,8 +144,8 @@ def test_enroll_an_org_snapshot_in_parallel_with_org_wide_severity(fake: FakePul
     assert "[111111111111] skipped: management account" in captured.err
     assert "[222222222203] failed: error: update failed" in captured.err
     lines = captured.out.splitlines()
-    assert sum("PASS" in ln for ln in lines) == 6 and sum("FAIL" in ln for ln in lines) == 1
-    assert "7 account(s): 6 ok, 1 failed, 6 compliant" in captured.out
+    assert sum("PASS" in ln for ln in lines) == 7 and sum("FAIL" in ln for ln in lines) == 1
+    assert "8 account(s): 7 ok, 1 failed, 7 compliant" in captured.out
     # payments-prod sits in payments, under production: the org-wide rule (production -> critical)
     # is evaluated here with the whole OU path, and pinned in the account's stack.
     doc = yaml.safe_load((fake.project / "stacks" / "Pulumi.rootwatch-222222222201.yaml").read_text())  # type: ignore[attr-defined]

@@ -1,8 +1,9 @@
 """The alert formatter as plain Python, publishing to moto SNS topics read through SQS.
 
 Each level's topic has its own SQS subscriber, so "which route got the alert"
-is "which queue has the message". The environment is built by the same
-function the program uses (rootwatch.program.realtime.formatter_environment).
+is "which queue has the message". The account directory is built by the same
+function the program ships in the hub formatter's archive (rootwatch.program.hub.directory);
+``env_for`` renders it as the file's parts (JSON text per key) so tests can break one part.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rootwatch.core.errors import ConfigError
 from rootwatch.core.severity import ORDERED, Severity, highest
 from rootwatch.detection import rule as detection
 from rootwatch.lambdas import formatter
+from rootwatch.program import hub as hubmod
 from rootwatch.program import realtime
 from rootwatch.program import settings as rw_settings
 from rootwatch.program.organization import Account
@@ -46,13 +48,34 @@ def load(**config: Any) -> rw_settings.RootwatchSettings:
     return rw_settings.load({k: json.dumps(v) if not isinstance(v, str) else v for k, v in values.items()})
 
 
+ENV_TOPICS, ENV_SEVERITY, ENV_BREAK_GLASS = formatter.DIR_TOPICS, formatter.DIR_MATRIX, formatter.DIR_BREAK_GLASS
+
+
 def env_for(settings: rw_settings.RootwatchSettings, baseline: Severity, account: Account = ACCOUNT) -> dict[str, str]:
-    return realtime.formatter_environment(account, settings, baseline, settings.levels_for(baseline, account.id))
+    """The hub directory for one account with ``baseline``, each part as JSON text."""
+    doc = hubmod.directory(settings, [account], ACCT, REGION)
+    doc[formatter.DIR_ACCOUNTS][account.id]["baseline"] = baseline.value
+    doc[formatter.DIR_SESSIONS_TABLE] = None
+    return {k: json.dumps(v) for k, v in doc.items()}
+
+
+def directory_of(env: dict[str, str]) -> formatter.Directory:
+    def part(v: str) -> Any:
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return formatter.load_directory({k: part(v) for k, v in env.items()})
+
+
+def load_config(env: dict[str, str]) -> formatter.Config:
+    return directory_of(env).config_for(ACCT)
 
 
 def event(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
     rec = copy.deepcopy(record)
     rec.update(changes)
+    rec["recipientAccountId"] = ACCT  # the account the directory knows
     return detection.wrap_eventbridge(rec)
 
 
@@ -68,7 +91,7 @@ class Routes:
         self.sqs = boto3.client("sqs", REGION)
         self.queues: dict[Severity, str] = {}
         for lvl in ORDERED:
-            topic = self.sns.create_topic(Name=f"rootwatch-alerts-{lvl.value}")["TopicArn"]
+            topic = self.sns.create_topic(Name=hubmod.topic_name(lvl))["TopicArn"]
             url = self.sqs.create_queue(QueueName=f"route-{lvl.value}")["QueueUrl"]
             arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
@@ -102,7 +125,7 @@ def routes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Routes]:
 
 
 def run(env: dict[str, str], evt: Any) -> dict[str, Any]:
-    return formatter.handler(evt, None, env=env)
+    return formatter.handler(evt, None, directory=directory_of(env))
 
 
 # -- severity -------------------------------------------------------------------------------
@@ -125,7 +148,7 @@ def test_every_corpus_class_reaches_the_route_of_its_level(routes: Routes) -> No
 @pytest.mark.parametrize("baseline", ORDERED)
 def test_default_matrix_is_the_higher_of_class_and_baseline(baseline: Severity) -> None:
     settings = load()
-    cfg = formatter.load_config(env_for(settings, baseline))
+    cfg = load_config(env_for(settings, baseline))
     for c in DETECTED:
         alert = formatter.build_alert(event(c["record"]), cfg)
         assert alert.severity == highest(Severity(c["expect"]["severity"]), baseline), (c["name"], baseline)
@@ -135,7 +158,7 @@ def test_default_matrix_is_the_higher_of_class_and_baseline(baseline: Severity) 
 def test_configured_matrix_overrides_cells_but_keeps_the_no_mfa_escalation() -> None:
     matrix = {"console-login-failure": {"*": "low"}, "console-login": {"low": "medium"}}
     settings = load(**{"rootwatch:realtime": {"severityMatrix": matrix}})
-    cfg = formatter.load_config(env_for(settings, Severity.LOW))
+    cfg = load_config(env_for(settings, Severity.LOW))
     level = {n: formatter.build_alert(event(case(n)), cfg).severity for n in (
         "root-console-login-failure-no-mfa", "root-console-login-success-mfa", "root-console-login-success-no-mfa",
         "root-key-list-buckets-readonly")}
@@ -208,7 +231,7 @@ def test_break_glass_marks_only_inside_its_window_and_changes_nothing_else(route
 
 
 def test_break_glass_email_text_carries_the_marking_first() -> None:
-    cfg = formatter.load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [WINDOW]}}), Severity.MEDIUM))
+    cfg = load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [WINDOW]}}), Severity.MEDIUM))
     alert = formatter.build_alert(at("2026-11-24T10:30:00Z"), cfg)
     first, *rest = alert.text.splitlines()
     assert first == "AUTHORIZED BREAK-GLASS SEC-42 (approved by alice@example.com, bob@example.com)"
@@ -229,11 +252,12 @@ def test_a_window_level_reroutes_only_inside_the_window(routes: Routes) -> None:
 def test_windows_of_other_accounts_never_reach_this_formatter() -> None:
     other = {**WINDOW, "ticket": "SEC-99", "accounts": ["222222222299"]}
     env = env_for(load(**{"rootwatch:breakGlass": {"windows": [WINDOW, other]}}), Severity.MEDIUM)
-    assert [w["ticket"] for w in json.loads(env[formatter.ENV_BREAK_GLASS])] == ["SEC-42"]
+    # One formatter holds every window; an alert sees only its own account's.
+    assert [w.ticket for w in load_config(env).windows] == ["SEC-42"]
 
 
 def test_tamper_alerts_are_marked_but_stay_critical() -> None:
-    cfg = formatter.load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [{**WINDOW, "level": "low"}]}}), Severity.LOW))
+    cfg = load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [{**WINDOW, "level": "low"}]}}), Severity.LOW))
     alert = formatter.build_alert(event(case("iam-user-stop-logging"), eventTime="2026-11-24T11:00:00Z"), cfg)
     assert alert.kind == "tamper" and alert.severity == Severity.CRITICAL
     assert alert.doc["marking"] == ["AUTHORIZED BREAK-GLASS SEC-42 (approved by alice@example.com, bob@example.com)"]
@@ -273,7 +297,9 @@ def test_the_environment_fits_lambdas_4kb_with_the_largest_allowed_windows() -> 
         windows = candidate
     long_account = Account(ACCT, "n" * 50, ou_path=("r-ex01", "ou-ex01-" + "p" * 32), ou_name="o" * 100)
     env = env_for(load(**{"rootwatch:breakGlass": {"windows": windows}}), Severity.LOW, long_account)
-    assert sum(len(k) + len(v) for k, v in env.items()) < 4096
+    # The directory is a file in the archive, not Lambda's 4 KB environment: all of it arrives.
+    assert sum(len(k) + len(v) for k, v in env.items()) > 4096
+    assert len(load_config(env).windows) == len(windows) and load_config(env).problems == ()
 
 
 # -- message content ------------------------------------------------------------------------
@@ -288,7 +314,7 @@ def test_message_has_what_a_responder_needs(routes: Routes) -> None:
     assert lvl == Severity.CRITICAL
     subject = envelope["Subject"]
     assert len(subject) <= 100 and subject == f"[CRITICAL] Root RunInstances in payments-prod ({ACCT})"
-    cfg = formatter.load_config(env)
+    cfg = load_config(env)
     text = formatter.build_alert(event(record), cfg).text
     region, event_id = record["awsRegion"], record["eventID"]
     for needed in (
@@ -313,7 +339,7 @@ def test_message_has_what_a_responder_needs(routes: Routes) -> None:
 
 def test_subject_stays_within_100_characters_and_one_line() -> None:
     long_account = Account(ACCT, "a-very-long-account-name-" + "x" * 25)
-    cfg = formatter.load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [{**WINDOW, "ticket": "T" * 64}]}}),
+    cfg = load_config(env_for(load(**{"rootwatch:breakGlass": {"windows": [{**WINDOW, "ticket": "T" * 64}]}}),
                                         Severity.LOW, long_account))
     rec = case("root-console-login-success-mfa")
     alert = formatter.build_alert(event(rec, eventName="X" * 120 + "\nInjected", eventTime="2026-11-24T10:30:00Z"), cfg)
@@ -332,13 +358,15 @@ def test_secrets_never_appear_in_messages_or_the_environment(routes: Routes) -> 
     for bad in (None, {}, {"detail": "text"}, "not an event"):
         run(env, bad)
     received = json.dumps(routes.drain())
-    assert received.count('"Type": "Notification"') == len(CORPUS) + 4
+    # AssumeRoot openers are kept to label their sessions, not alerted (their member-side records are).
+    openers = sum(1 for c in CORPUS if formatter.assume_root_opening(c["record"]) is not None)
+    assert received.count('"Type": "Notification"') == len(CORPUS) + 4 - openers
     for secret in (*SECRETS, "oncall@example.com"):
         assert secret not in received
 
 
 def test_sqs_subscribers_get_a_json_document_and_email_gets_text() -> None:
-    cfg = formatter.load_config(env_for(load(), Severity.MEDIUM))
+    cfg = load_config(env_for(load(), Severity.MEDIUM))
     alert = formatter.build_alert(event(case(LOGIN)), cfg)
     req = formatter.sns_request(alert, cfg.topics[alert.severity])
     body = json.loads(req["Message"])
@@ -379,7 +407,7 @@ def test_malformed_events_still_alert_critical_with_the_raw_event(routes: Routes
 
 
 def test_events_the_rules_would_not_send_are_unrecognized_not_dropped() -> None:
-    cfg = formatter.load_config(env_for(load(), Severity.LOW))
+    cfg = load_config(env_for(load(), Severity.LOW))
     alert = formatter.build_alert(event(case("iam-user-create-bucket")), cfg)
     assert (alert.kind, alert.severity) == ("unrecognized", Severity.CRITICAL)
     assert '"eventName": "CreateBucket"' in alert.doc["rawEvent"]
@@ -415,31 +443,31 @@ def test_a_failed_publish_fails_the_invocation_so_the_on_failure_destination_tak
 
     env = env_for(load(), Severity.LOW)
     with pytest.raises(RuntimeError, match="SNS unavailable"):
-        formatter.handler(event(case(LOGIN)), None, client=Down(), env=env)
+        formatter.handler(event(case(LOGIN)), None, client=Down(), directory=directory_of(env))
 
 
 def test_without_a_critical_topic_the_invocation_fails_loudly() -> None:
     env = env_for(load(), Severity.LOW)
     with pytest.raises(formatter.ConfigurationError):
-        formatter.handler(event(case(LOGIN)), None, env={**env, formatter.ENV_TOPICS: "{not json"})
-    no_critical = {k: v for k, v in json.loads(env[formatter.ENV_TOPICS]).items() if k != "critical"}
+        formatter.handler(event(case(LOGIN)), None, directory=directory_of({**env, ENV_TOPICS: "{not json"}))
+    no_critical = {k: v for k, v in json.loads(env[ENV_TOPICS]).items() if k != "critical"}
     with pytest.raises(formatter.ConfigurationError):
-        formatter.handler(event(case(LOGIN)), None, env={**env, formatter.ENV_TOPICS: json.dumps(no_critical)})
+        formatter.handler(event(case(LOGIN)), None, directory=directory_of({**env, ENV_TOPICS: json.dumps(no_critical)}))
 
 
 def test_an_unreadable_environment_part_escalates_to_critical_and_says_why(routes: Routes) -> None:
-    env = {**env_for(load(), Severity.LOW), formatter.ENV_SEVERITY: "{broken", formatter.ENV_BREAK_GLASS: '[{"ticket": 1}]'}
+    env = {**env_for(load(), Severity.LOW), ENV_SEVERITY: "{broken", ENV_BREAK_GLASS: '[{"ticket": 1}]'}
     run(env, event(case(LOGIN)))
     lvl, envelope = routes.only()
     notes = json.loads(envelope["Message"])["notes"]
     assert lvl == Severity.CRITICAL
-    assert any(formatter.ENV_SEVERITY in n for n in notes) and any("break-glass window is unreadable" in n for n in notes)
+    assert any(ENV_SEVERITY in n for n in notes) and any("break-glass window is unreadable" in n for n in notes)
 
 
 def test_a_level_without_a_topic_goes_to_critical_with_a_note(routes: Routes) -> None:
     env = env_for(load(), Severity.LOW)
-    topics = {k: v for k, v in json.loads(env[formatter.ENV_TOPICS]).items() if k != "high"}
-    run({**env, formatter.ENV_TOPICS: json.dumps(topics)}, event(case(LOGIN)))
+    topics = {k: v for k, v in json.loads(env[ENV_TOPICS]).items() if k != "high"}
+    run({**env, ENV_TOPICS: json.dumps(topics)}, event(case(LOGIN)))
     lvl, envelope = routes.only()
     assert lvl == Severity.CRITICAL and "no topic for level high" in envelope["Message"]
 

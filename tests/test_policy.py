@@ -113,7 +113,8 @@ def test_each_policy_catches_its_weakened_variant(
 
 
 def test_a_topic_with_no_subscription_breaks_the_chain(resources: list[PolicyInput]) -> None:
-    weakened = [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and f"rootwatch-{MEMBER}-topic-critical" in r.name)]
+    # The member topic's one subscriber is the hub's intake queue.
+    weakened = [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and r.name.endswith(f"-intake-{MEMBER}"))]
     found = policy.check_resources(weakened)
     assert len(found) == 1
     v = found[0]
@@ -242,7 +243,7 @@ def test_stack_policy_runs_on_policy_resources(resources: list[PolicyInput]) -> 
     )
     from pulumi_policy.proxy import unknown_checking_proxy
 
-    weakened = [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and f"rootwatch-{MEMBER}-" in r.name)]
+    weakened = [r for r in resources if not (r.type == compliance.SUBSCRIPTION_TYPE and r.name.endswith(f"-intake-{MEMBER}"))]
     providers = {r.urn: r for r in weakened if r.type == compliance.PROVIDER_TYPE}
     by_urn: dict[str, PolicyResource] = {}
     for r in weakened:

@@ -119,7 +119,7 @@ def test_rootwatchs_own_stack_passes(capsys: pytest.CaptureFixture[str], tmp_pat
     export.write_text(json.dumps(_export_of(mockrun.run("example"))))
     code, out, _ = check(capsys, str(export))
     assert code == 0, out
-    assert "Accounts: 8 of 8 compliant (policy compliance score 100.0%)" in out
+    assert "Accounts: 9 of 9 compliant (policy compliance score 100.0%)" in out
 
 
 def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,9 @@ from rootwatch.detection.rule import CIS_PATTERN
 from rootwatch.program import mockrun
 
 MGMT = "111111111111"
-MEMBERS_IN_SCOPE = {"222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}
+MEMBERS_IN_SCOPE = {"222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"}
 IN_SCOPE = MEMBERS_IN_SCOPE | {MGMT}
+HUB = "222222222208"  # security-tooling: the alert hub, monitored like any member
 CIS_EXACT = '{$.userIdentity.type="Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType !="AwsServiceEvent"}'
 
 
@@ -31,10 +32,12 @@ def explicit() -> mockrun.Run:
 
 
 def component_of(run: mockrun.Run, r: mockrun.Registered) -> str:
-    """The account id of the RootActivityMonitor a resource sits under."""
+    """The account id of the RootActivityMonitor a resource sits under (the hub's for the AlertHub)."""
     by_urn = {x.urn: x for x in run.resources}
     node = r
     while node.type != "rootwatch:index:RootActivityMonitor":
+        if node.type == "rootwatch:index:AlertHub":
+            return "hub"
         node = by_urn[node.parent]
     return node.name.removeprefix("rootwatch-")
 
@@ -72,7 +75,6 @@ def test_skipped_accounts_are_reported_with_reasons(run: mockrun.Run) -> None:
     skipped = {s["id"]: s["reason"] for s in run.outputs["skipped"]}
     assert skipped == {
         "222222222207": "account is SUSPENDED",
-        "222222222208": "not in accounts.includeOus or accounts.includeAccounts",
         "222222222209": "account is CLOSED",
     }
 
@@ -96,9 +98,9 @@ def test_alarm_fires_on_a_single_event_and_notifies_the_baseline_route(run: mock
         acct = component_of(run, a)
         assert acct in i["alarmDescription"] and "https://wiki.example.com/security/runbooks/root-activity" in i["alarmDescription"]
     # payments-prod is in production: critical baseline; alice's sandbox is low.
-    (prod, _dlq) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222201"), key=lambda r: r.name)
+    (prod, _delivery) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222201"), key=lambda r: r.name)
     assert prod.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222201:rootwatch-alerts-critical"]
-    (sandbox, _dlq) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222206"), key=lambda r: r.name)
+    (sandbox, _delivery) = sorted(of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "222222222206"), key=lambda r: r.name)
     assert sandbox.inputs["alarmActions"] == ["arn:aws:sns:us-east-1:222222222206:rootwatch-alerts-low"]
 
 
@@ -142,6 +144,7 @@ def test_every_child_is_created_through_its_own_accounts_provider(run: mockrun.R
     assert len(custom) > 10 * len(IN_SCOPE)
     for r in custom:
         acct = component_of(run, r)
+        acct = HUB if acct == "hub" else acct  # the hub shares its account's provider
         ref = r.provider.rsplit("::", 1)[0]
         # The management account too: its pinned provider, never the default one.
         assert provider_urns.get(ref) == acct, r.name
@@ -179,7 +182,7 @@ def test_bucket_is_versioned_private_owner_enforced_and_encrypted(run: mockrun.R
 
 
 def test_trail_role_may_only_write_to_its_log_group(run: mockrun.Run) -> None:
-    for rp in run.by_type("aws:iam/rolePolicy:RolePolicy"):
+    for rp in (r for r in run.by_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-trail-role-policy")):
         acct = component_of(run, rp)
         (st,) = policy(rp)["Statement"]
         assert st["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -209,10 +212,15 @@ def test_topics_use_the_customer_key_and_only_this_accounts_alarms_publish(run: 
     for topic in run.by_type("aws:sns/topic:Topic"):
         acct = component_of(run, topic)
         key_arn = topic.inputs["kmsMasterKeyId"]
+        acct = HUB if acct == "hub" else acct
         assert key_arn != "alias/aws/sns" and key_arn.startswith(f"arn:aws:kms:us-east-1:{acct}:key/")
-        assert any(k for k in keys.values() if component_of(run, k) == acct)
+        assert any(k for k in keys.values() if component_of(run, k) in (acct, "hub"))
     for tp in run.by_type("aws:sns/topicPolicy:TopicPolicy"):
         acct = component_of(run, tp)
+        if acct == "hub":  # the hub's topics: its own alarms publish; the formatter through its role
+            assert [x["Sid"] for x in policy(tp)["Statement"]] == ["AccountOwnerManages", "CloudWatchAlarmsPublish",
+                                                                 "DenyInsecureTransport"]
+            continue
         pub = statement(policy(tp), "CloudWatchAlarmsPublish")
         assert pub["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and pub["Action"] == "sns:Publish"
         assert pub["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
@@ -223,17 +231,20 @@ def test_topics_use_the_customer_key_and_only_this_accounts_alarms_publish(run: 
 
 
 def test_subscriptions_follow_the_routes_of_each_level(run: mockrun.Run) -> None:
-    subs = of_account(run, "aws:sns/topicSubscription:TopicSubscription", "222222222201")
+    # Members have no human subscription: routes are subscriptions of the hub's topics.
+    assert of_account(run, "aws:sns/topicSubscription:TopicSubscription", "222222222201") == []
+    assert of_account(run, "aws:sns/topicSubscription:TopicSubscription", HUB) == []
+    subs = [s for s in of_account(run, "aws:sns/topicSubscription:TopicSubscription", "hub") if "-intake-" not in s.name]
     by_topic: dict[str, list[str]] = {}
     for s in subs:
         by_topic.setdefault(s.inputs["topic"].rsplit(":", 1)[1], []).append(s.inputs["protocol"])
-    # Critical baseline: only the critical level exists for payments-prod. Registration
-    # order varies (the secret endpoint resolves later), so compare names.
-    assert {s.name: s.inputs["protocol"] for s in subs} == {
-        "rootwatch-222222222201-topic-critical-sub-0": "https",
-        "rootwatch-222222222201-topic-critical-sub-1": "email",
+    # Registration order varies (the secret endpoint resolves later), so compare sorted.
+    assert {t: sorted(p) for t, p in by_topic.items()} == {
+        "rootwatch-hub-critical": ["email", "https"], "rootwatch-hub-high": ["email", "sqs"],
+        "rootwatch-hub-medium": ["email"], "rootwatch-hub-low": ["sqs"],
     }
-    assert set(by_topic) == {"rootwatch-alerts-critical"}
+    assert {s.name for s in subs if s.inputs["topic"].endswith("-critical")} == {
+        "rootwatch-hub-topic-critical-sub-0", "rootwatch-hub-topic-critical-sub-1"}
 
 
 def test_stateful_resources_are_protected_and_retained(run: mockrun.Run) -> None:
@@ -262,12 +273,13 @@ def test_existing_trail_mode_attaches_the_filter_to_the_declared_log_group(expli
     assert explicit.by_type("aws:cloudtrail/trail:Trail") == []
     assert explicit.by_type("aws:s3/bucket:Bucket") == []
     filters = explicit.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
-    assert len(filters) == 2
+    assert len(filters) == 3  # two accounts and the hub (listed, so monitored too)
     assert all(f.inputs["logGroupName"] == "/org/cloudtrail/account-trail" and f.inputs["pattern"] == CIS_EXACT for f in filters)
     providers = explicit.by_type("pulumi:providers:aws")
     assert sorted(json.loads(p.inputs["assumeRoles"])[0]["roleArn"] for p in providers) == [
         "arn:aws:iam::333333333301:role/RootwatchDeployer",
         "arn:aws:iam::333333333302:role/RootwatchDeployer",
+        "arn:aws:iam::333333333310:role/RootwatchDeployer",
     ]
     assert all(json.loads(p.inputs["allowedAccountIds"]) == [p.name.removeprefix("account-")] for p in providers)
     assert explicit.invokes == [] or all("organizations" not in t for t in explicit.invokes)
@@ -299,9 +311,15 @@ def test_external_id_is_passed_as_a_secret() -> None:
 
 
 def test_undeliverable_realtime_alerts_page_the_critical_route(run: mockrun.Run) -> None:
-    for acct in IN_SCOPE:
-        (dlq,) = [a for a in of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", acct) if a.name.endswith("-dlq-alarm")]
-        i = dlq.inputs
-        assert (i["namespace"], i["metricName"], i["dimensions"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": "rootwatch-realtime-dlq"})
+    # The hub: undeliverable events land in its dead-letter queues, whose alarms page the critical topic.
+    hub_alarms = {a.inputs["name"]: a.inputs for a in of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", "hub")}
+    for name in ("rootwatch-hub-events-dlq", "rootwatch-alarm-intake-dlq"):
+        i = hub_alarms[name]
+        assert (i["namespace"], i["metricName"], i["dimensions"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name})
         assert (i["statistic"], i["threshold"], i["comparisonOperator"]) == ("Maximum", 1, "GreaterThanOrEqualToThreshold")
-        assert i["alarmActions"] == [f"arn:aws:sns:us-east-1:{acct}:rootwatch-alerts-critical"] and i["actionsEnabled"] is True
+        assert i["alarmActions"] == [f"arn:aws:sns:us-east-1:{HUB}:rootwatch-hub-critical"] and i["actionsEnabled"] is True
+    # Members: a hop to the hub that fails raises the delivery alarm on the account's own topic.
+    for acct in IN_SCOPE:
+        (delivery,) = [a for a in of_account(run, "aws:cloudwatch/metricAlarm:MetricAlarm", acct)
+                       if a.name.endswith("-delivery-alarm")]
+        assert delivery.inputs["alarmActions"][0].startswith(f"arn:aws:sns:us-east-1:{acct}:rootwatch-alerts-")

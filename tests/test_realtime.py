@@ -14,9 +14,6 @@ from rootwatch.core.errors import ConfigError
 from rootwatch.detection import eventpattern
 from rootwatch.detection import rule as detection
 from rootwatch.lambdas.formatter import (
-    ENV_BREAK_GLASS,
-    ENV_SEVERITY,
-    ENV_TOPICS,
     TAMPER_CALLS,
     is_tamper_call,
 )
@@ -32,7 +29,7 @@ from rootwatch.program.realtime import (
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "tests" / "data" / "cloudtrail_corpus.json").read_text())["cases"]
 MGMT = "111111111111"
-IN_SCOPE = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222210"}
+IN_SCOPE = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206", "222222222208", "222222222210"}
 EXAMPLE_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1"]
 ROUTES = {lvl: [{"protocol": "email", "endpoint": "oncall@example.com"}] for lvl in ("low", "medium", "high", "critical")}
 RULE = "aws:cloudwatch/eventRule:EventRule"
@@ -113,7 +110,8 @@ def test_rules_in_every_configured_region_of_every_account(run: mockrun.Run, vie
         for region, rule in rules.items():
             assert rule.name == f"rootwatch-{acct}-rule-{region}"
             assert rule.inputs["state"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" and "isEnabled" not in rule.inputs
-            assert json.loads(rule.inputs["eventPattern"]) == realtime.root_pattern()
+            # The root pattern, plus AssumeRoot openings (and, outside the tamper regions, rule changes).
+            assert json.loads(rule.inputs["eventPattern"])["$or"][0] == realtime.root_pattern()
             # A child of the monitor, through the account's own pinned provider (management's too).
             assert rule.parent == monitors[acct]
             ref = rule.provider.rsplit("::", 1)[0]
@@ -178,7 +176,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_deployed_root_pattern_against_moto(aws_env: None, view: View) -> None:
     rule = view.named("rootwatch-222222222206-rule-eu-west-1")
     bus = Bus(rule.inputs["eventPattern"], rule.inputs["state"])
-    assert {c["name"]: bus.delivered(c["record"]) for c in CORPUS} == {c["name"]: c["expect"]["detected"] for c in CORPUS}
+    # AssumeRoot openings travel to the hub too (to label their sessions), though they are not root use.
+    from rootwatch.lambdas.formatter import assume_root_opening
+    assert {c["name"]: bus.delivered(c["record"]) for c in CORPUS} == {
+        c["name"]: c["expect"]["detected"] or assume_root_opening(c["record"]) is not None for c in CORPUS}
 
 
 TAMPER_ACCT = "222222222201"
@@ -229,9 +230,14 @@ TAMPER_CASES = [
     ("admin deletes a rule", call("events.amazonaws.com", "DeleteRule", {"name": "rootwatch-root-activity"}), True),
     ("admin disables the tamper rule", call("events.amazonaws.com", "DisableRule", {"name": "rootwatch-tamper"}), True),
     ("admin removes targets", call("events.amazonaws.com", "RemoveTargets", {"rule": "rootwatch-root-activity", "ids": ["x"]}), True),
-    ("admin deletes the formatter", call("lambda.amazonaws.com", "DeleteFunction20150331", {"functionName": "rootwatch-alert-formatter"}), True),
+    # Members have no formatter any more: the hub's own tamper rule watches it (hub_branches).
+    ("admin deletes the formatter", call("lambda.amazonaws.com", "DeleteFunction20150331", {"functionName": "rootwatch-alert-formatter"}), False),
     ("admin replaces its code by ARN", call("lambda.amazonaws.com", "UpdateFunctionCode20150331v2",
-                                            {"functionName": f"arn:aws:lambda:us-east-1:{TAMPER_ACCT}:function:rootwatch-alert-formatter"}), True),
+                                            {"functionName": f"arn:aws:lambda:us-east-1:{TAMPER_ACCT}:function:rootwatch-alert-formatter"}), False),
+    ("admin writes a rootwatch role's policy", call("iam.amazonaws.com", "PutRolePolicy", {"roleName": "rootwatch-event-forwarder"}), True),
+    ("admin rewrites the CIS filter", call("logs.amazonaws.com", "PutMetricFilter", {"filterName": "rootwatch-root-usage"}), True),
+    ("admin adds a target to a rule", call("events.amazonaws.com", "PutTargets", {"rule": "rootwatch-root-activity"}), True),
+    ("a session named like the deployer", call("cloudtrail.amazonaws.com", "StopLogging", {"name": "rootwatch"}, DEPLOYER + "-x"), True),
     ("admin updates another function", call("lambda.amazonaws.com", "UpdateFunctionCode20150331v2", {"functionName": "builds"}), False),
     ("admin reads the trail", call("cloudtrail.amazonaws.com", "GetTrailStatus", {"name": "rootwatch"}), False),
 ]
@@ -253,7 +259,8 @@ def test_tamper_pattern_against_moto(aws_env: None) -> None:
 
 
 def test_tamper_pattern_covers_every_listed_call_and_the_formatter_knows_them() -> None:
-    branches = tamper_pattern(tamper_names(), DEPLOYER)["detail"]["$or"]
+    # Members' resources in the member rule, the hub's own in the hub's tamper rule: together, every listed call.
+    branches = [*tamper_pattern(tamper_names(), DEPLOYER)["detail"]["$or"], *realtime.hub_branches(tamper_names(), KEY_ID)]
     named = {n if isinstance(n, str) else n["prefix"] for b in branches for n in b["eventName"]}
     assert named == {n for _, names in TAMPER_CALLS for n in names}
     for _, record, expected in TAMPER_CASES:
@@ -277,127 +284,30 @@ def test_tamper_rule_per_account_exempts_only_the_deployer(run: mockrun.Run, vie
         identity = json.loads(rule.inputs["eventPattern"])["detail"]["userIdentity"]
         if acct == MGMT:  # deployed with default credentials: the example names its deployer
             assert identity == {"type": [{"anything-but": "Root"}],
-                                "arn": [{"anything-but": {"prefix": "arn:aws:sts::111111111111:assumed-role/platform-deployer/"}}]}
-        else:
-            assert identity["arn"] == [{"anything-but": {"prefix": f"arn:aws:sts::{acct}:assumed-role/OrganizationAccountAccessRole/rootwatch"}}]
+                                "arn": [{"anything-but": "arn:aws:sts::111111111111:assumed-role/platform-deployer/rootwatch"}]}
+        else:  # the exact session ARN, never a prefix
+            assert identity["arn"] == [{"anything-but": f"arn:aws:sts::{acct}:assumed-role/OrganizationAccountAccessRole/rootwatch"}]
+        assert json.loads(rule.inputs["eventPattern"])["source"] == [{"prefix": "aws."}]
         (target,) = [t for t in view.of(TARGET, acct) if t.name == f"rootwatch-{acct}-tamper-target"]
-        assert target.inputs["arn"] == f"arn:aws:lambda:us-east-1:{acct}:function:rootwatch-alert-formatter"
-        assert target.inputs["deadLetterConfig"] == {"arn": f"arn:aws:sqs:us-east-1:{acct}:rootwatch-realtime-dlq"}
+        assert target.inputs["arn"] == "arn:aws:events:us-east-1:222222222208:event-bus/rootwatch-alerts"
+        assert target.inputs["roleArn"] == f"arn:aws:iam::{acct}:role/rootwatch-event-forwarder"
 
 
 # -- targets, forwarding, formatter -----------------------------------------------------------------
 
 
-def test_home_target_is_the_formatter_and_others_forward_to_the_home_bus(view: View) -> None:
-    for acct in IN_SCOPE:
-        targets = {t.inputs["region"]: t for t in view.of(TARGET, acct) if "-target-" in t.name}
-        assert sorted(targets) == sorted(EXAMPLE_REGIONS)
-        home = targets["us-east-1"].inputs
-        assert home["arn"] == f"arn:aws:lambda:us-east-1:{acct}:function:rootwatch-alert-formatter"
-        assert home["rule"] == "rootwatch-root-activity" and "roleArn" not in home
-        assert home["deadLetterConfig"] == {"arn": f"arn:aws:sqs:us-east-1:{acct}:rootwatch-realtime-dlq"}
-        assert home["retryPolicy"] == {"maximumEventAgeInSeconds": 86400, "maximumRetryAttempts": 185}
-        for region in EXAMPLE_REGIONS[1:]:
-            t = targets[region].inputs
-            assert t["arn"] == f"arn:aws:events:us-east-1:{acct}:event-bus/default"
-            assert t["roleArn"] == f"arn:aws:iam::{acct}:role/rootwatch-event-forwarder"
-            assert t["rule"] == "rootwatch-root-activity" and t["retryPolicy"]["maximumRetryAttempts"] == 185
 
 
-def test_forwarding_role_may_only_put_events_on_the_home_bus(view: View) -> None:
-    for acct in IN_SCOPE:
-        role = view.named(f"rootwatch-{acct}-forwarder-role").inputs
-        assert role["name"] == "rootwatch-event-forwarder"
-        (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
-        assert trust["Principal"] == {"Service": "events.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
-        (inline,) = role["inlinePolicies"]
-        (st,) = json.loads(inline["policy"])["Statement"]
-        assert (st["Effect"], st["Action"], st["Resource"]) == (
-            "Allow", "events:PutEvents", f"arn:aws:events:us-east-1:{acct}:event-bus/default")
 
 
-def test_formatter_ships_the_package_code_itself(view: View) -> None:
-    modules = realtime.lambda_modules()
-    # Exactly the formatter and what it imports: no program code (pulumi), no CLI.
-    assert sorted(modules) == [
-        "rootwatch/__init__.py",
-        "rootwatch/core/__init__.py", "rootwatch/core/arns.py", "rootwatch/core/severity.py",
-        "rootwatch/detection/__init__.py", "rootwatch/detection/filterpattern.py", "rootwatch/detection/rule.py",
-        "rootwatch/lambdas/__init__.py", "rootwatch/lambdas/formatter.py",
-        "rootwatch/lambdas/ledger.py", "rootwatch/lambdas/metrics.py",  # incident ledger, time to detect
-    ]
-    for acct in IN_SCOPE:
-        fn = view.named(f"rootwatch-{acct}-formatter").inputs
-        assert (fn["name"], fn["runtime"], fn["handler"], fn["region"]) == (
-            "rootwatch-alert-formatter", "python3.12", "rootwatch.lambdas.formatter.handler", "us-east-1")
-        assets = fn["code"].assets
-        assert set(assets) == set(modules)
-        # The same files the tests import, not copies.
-        assert {arc: a.path for arc, a in assets.items()} == {arc: str(p) for arc, p in modules.items()}
-        assert fn["role"] == f"arn:aws:iam::{acct}:role/rootwatch-alert-formatter"
 
 
-def test_formatter_permissions_destinations_and_dead_letter_queue(view: View) -> None:
-    for acct in IN_SCOPE:
-        role = view.named(f"rootwatch-{acct}-formatter-role").inputs
-        (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
-        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
-        doc = json.loads(role["inlinePolicies"][0]["policy"])
-        st = {s["Sid"]: s for s in doc["Statement"]}
-        topics = sorted(topic_arns(view, acct))
-        assert sorted(st["PublishToRoutes"]["Resource"]) == topics and st["PublishToRoutes"]["Action"] == "sns:Publish"
-        (key,) = [k for k in view.of("aws:kms/key:Key", acct) if k.name.endswith("-alerts-key")]
-        assert st["UseAlertKey"]["Resource"] == f"arn:aws:kms:us-east-1:{acct}:key/mock-key-{key.name}"
-
-        perms = view.of("aws:lambda/permission:Permission", acct)
-        assert sorted(p.inputs["sourceArn"] for p in perms) == [
-            f"arn:aws:events:us-east-1:{acct}:rule/rootwatch-root-activity", f"arn:aws:events:us-east-1:{acct}:rule/rootwatch-tamper"]
-        assert all((p.inputs["principal"], p.inputs["action"], p.inputs["function"]) ==
-                   ("events.amazonaws.com", "lambda:InvokeFunction", "rootwatch-alert-formatter") for p in perms)
-
-        (cfg,) = view.of("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", acct)
-        assert cfg.inputs["destinationConfig"] == {"onFailure": {"destination": f"arn:aws:sns:us-east-1:{acct}:rootwatch-alerts-critical"}}
-        assert cfg.inputs["maximumRetryAttempts"] == 2
-
-        (queue,) = view.of("aws:sqs/queue:Queue", acct)
-        q = queue.inputs
-        assert (q["name"], q["sqsManagedSseEnabled"], q["messageRetentionSeconds"]) == ("rootwatch-realtime-dlq", True, 1209600)
-        allow = next(s for s in json.loads(q["policy"])["Statement"] if s["Sid"] == "EventBridgeDeadLetters")
-        assert allow["Principal"] == {"Service": "events.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
-        assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-            f"arn:aws:events:us-east-1:{acct}:rule/rootwatch-root-activity", f"arn:aws:events:us-east-1:{acct}:rule/rootwatch-tamper"]
 
 
-def test_every_level_the_formatter_can_use_has_a_subscriber(view: View) -> None:
-    for acct in IN_SCOPE:
-        env = env_of(view, acct)
-        topics = json.loads(env[ENV_TOPICS])
-        usable = set(json.loads(env[ENV_SEVERITY]).values()) | {"critical"}
-        assert usable <= set(topics), acct
-        subscribed = {s.inputs["topic"] for s in view.of("aws:sns/topicSubscription:TopicSubscription", acct)}
-        assert {topics[lvl] for lvl in usable} <= subscribed, acct
-        assert set(topics.values()) == topic_arns(view, acct)
 
 
-def test_the_formatter_environment_holds_no_endpoint_or_secret(run: mockrun.Run, view: View) -> None:
-    for acct in IN_SCOPE:
-        text = json.dumps(env_of(view, acct))
-        for leaked in ("[secret]", "v1:cGFnZXJkdXR5", "security-oncall@example.com", "security-team@example.com",
-                       "rootwatch-siem-intake", "https://events.pagerduty"):
-            assert leaked not in text
-        assert sum(len(k) + len(v) for k, v in env_of(view, acct).items()) < 4096
 
 
-def test_resources_per_account_are_minimal_per_region(view: View) -> None:
-    per_region = 2 * len(EXAMPLE_REGIONS)
-    for acct in IN_SCOPE:
-        mine = [r for r in view.run.resources if r.custom and view.account(r) == acct and r.type != "pulumi:providers:aws"
-                and (r.type.startswith(("aws:cloudwatch/event", "aws:lambda/", "aws:sqs/")) or r.name.endswith("forwarder-role")
-                     or r.name.endswith("formatter-role"))]
-        assert len(mine) == per_region + 9, [r.name for r in mine]
-        regional = [r for r in mine if r.inputs.get("region") not in (None, "us-east-1")]
-        assert sorted(r.type for r in regional) == sorted([RULE, TARGET] * (len(EXAMPLE_REGIONS) - 1))
 
 
 # -- other configurations -----------------------------------------------------------------------------
@@ -407,39 +317,8 @@ WINDOW = {"ticket": "SEC-7", "accounts": ["222222222206"], "approvers": ["alice"
           "start": "2024-01-01T10:00:00Z", "end": "2024-01-01T12:00:00Z", "reason": "recover the account", "level": "high"}
 
 
-def test_expired_windows_warn_at_plan_time_and_reach_only_their_account() -> None:
-    r = mockrun.run("example", extra_config={"rootwatch:breakGlass": json.dumps({"windows": [WINDOW]})})
-    assert [w for w in r.warnings if "break-glass window" in w] == [
-        "break-glass window SEC-7 for account 222222222206 ended 2024-01-01T12:00:00Z: remove it from rootwatch:breakGlass.windows"]
-    v = View(r)
-    assert [w["ticket"] for w in json.loads(env_of(v, "222222222206")[ENV_BREAK_GLASS])] == ["SEC-7"]
-    assert json.loads(env_of(v, "222222222210")[ENV_BREAK_GLASS]) == []
 
 
-def test_management_account_without_a_deployer_arn_warns(run: mockrun.Run) -> None:
-    assert not any("managementDeployerArn" in w for w in run.warnings)  # the example sets it
-    unset = mockrun.run("example", extra_config={"rootwatch:realtime": json.dumps({"regions": EXAMPLE_REGIONS})})
-    assert any("realtime.managementDeployerArn is not set" in w for w in unset.warnings)
-    configured = f"arn:aws:sts::{MGMT}:assumed-role/ci-deployer/"
-    r = mockrun.run("example", extra_config={"rootwatch:realtime": json.dumps(
-        {"regions": EXAMPLE_REGIONS, "managementDeployerArn": configured})})
-    assert not any("managementDeployerArn" in w for w in r.warnings)
-    rule = View(r).named(f"rootwatch-{MGMT}-tamper-rule")
-    assert json.loads(rule.inputs["eventPattern"])["detail"]["userIdentity"]["arn"] == [{"anything-but": {"prefix": configured}}]
 
 
-def test_another_home_region_forwards_there_and_keeps_us_east_1() -> None:
-    r = mockrun.run("example", extra_config={"rootwatch:homeRegion": "eu-west-1", "rootwatch:realtime": json.dumps({"regions": ["eu-west-1"]})})
-    v = View(r)
-    acct = "222222222203"
-    rules = [x.inputs["region"] for x in v.of(RULE, acct) if x.inputs["name"] == realtime.RULE_NAME]
-    assert sorted(rules) == ["eu-west-1", "us-east-1"]  # registration order may vary
-    forward = v.named(f"rootwatch-{acct}-target-us-east-1").inputs
-    assert forward["arn"] == f"arn:aws:events:eu-west-1:{acct}:event-bus/default" and forward["region"] == "us-east-1"
-    assert v.named(f"rootwatch-{acct}-formatter").inputs["region"] == "eu-west-1"
 
-
-def test_realtime_can_be_switched_off(view: View) -> None:
-    r = mockrun.run("example", extra_config={"rootwatch:realtime": json.dumps({"enabled": False})})
-    assert not r.by_type(RULE) and not r.by_type("aws:lambda/function:Function")
-    assert r.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")  # the alarm path stays

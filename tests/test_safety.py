@@ -14,7 +14,7 @@ import pulumi
 import pytest
 
 from rootwatch.program import mockrun, realtime, trailsecurity
-from tests.test_program import IN_SCOPE, MGMT, MEMBERS_IN_SCOPE, component_of
+from tests.test_program import IN_SCOPE, MGMT
 
 MEMBER = "222222222201"
 

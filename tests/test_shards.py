@@ -140,7 +140,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
 
 def test_a_shard_stack_registers_only_its_accounts_the_ones_rootwatch_shards_lists(capsys: pytest.CaptureFixture[str]) -> None:
     code, rep = cli_json(capsys, "--org-snapshot", str(EXAMPLE_ORG), "--max-accounts", "3")
-    assert code == 0 and rep["accounts"] == 8 and len(rep["shards"]) == 4
+    assert code == 0 and rep["accounts"] == 9 and len(rep["shards"]) == 5
     planned = {s["name"]: set(s["accounts"]) for s in rep["shards"]}
     shard_of = {a: s for s, ids in planned.items() for a in ids}
     shard = next(s for s, ids in planned.items() if len(ids) >= 2)
@@ -154,15 +154,14 @@ def test_a_shard_stack_registers_only_its_accounts_the_ones_rootwatch_shards_lis
     assert elsewhere == {a: f"assigned to shard {shard_of[a]}" for a in shard_of if shard_of[a] != shard}
     # Filtered accounts are never sharded: they are skipped for their own reason in every shard.
     other = {s["id"]: s["reason"] for s in run.outputs["skipped"] if s["id"] not in elsewhere}
-    assert other == {"222222222207": "account is SUSPENDED", "222222222209": "account is CLOSED",
-                     "222222222208": "not in accounts.includeOus or accounts.includeAccounts"}
+    assert other == {"222222222207": "account is SUSPENDED", "222222222209": "account is CLOSED"}
 
 
 def test_a_shard_that_does_not_exist_fails_the_program_with_a_clear_error() -> None:
     run = mockrun.run("example", extra_config={"rootwatch:shard": "shard-7", "rootwatch:shardMaxAccounts": "3"}, check=False)
     # The program turns it into pulumi.RunError: one line, no traceback from the engine.
     assert isinstance(run.error, pulumi.RunError)
-    assert str(run.error).startswith("rootwatch:shard 'shard-7' does not exist: 8 account(s) at shardMaxAccounts 3 make 4 shard(s)")
+    assert str(run.error).startswith("rootwatch:shard 'shard-7' does not exist: 9 account(s) at shardMaxAccounts 3 make 5 shard(s)")
     assert run.by_type(MONITOR) == []
 
 
@@ -184,8 +183,8 @@ def test_a_list_stack_shards_its_own_accounts_not_the_snapshots(tmp_path: Path, 
     # `explicit` lists its accounts (source: list), as its program would: the snapshot does not widen the scope.
     org = big_org(425, tmp_path / "org.json")
     code, rep = cli_json(capsys, "--org-snapshot", str(org), "--stack", "explicit", "--max-accounts", "200")
-    assert code == 0 and rep["accounts"] == 2
-    assert rep["matrix"] == {"include": [{"shard": "shard-1", "accounts": 2}]}
+    assert code == 0 and rep["accounts"] == 3  # two accounts and the listed hub
+    assert rep["matrix"] == {"include": [{"shard": "shard-1", "accounts": 3}]}
 
 
 def test_shards_cli_on_a_growing_organization(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,7 +193,9 @@ def test_shards_cli_on_a_growing_organization(tmp_path: Path, capsys: pytest.Cap
     stacks.mkdir()
     text = (REPO / "stacks" / "Pulumi.example.yaml").read_text()
     text = text.replace("includeOus: [ou-ex01-prod0001, ou-ex01-stag0001, ou-ex01-sand0001]", "includeOus: []")
-    text = text.replace('includeAccounts: ["111111111111"]', "includeAccounts: []")
+    text = text.replace('includeAccounts: ["111111111111", "222222222208"]', "includeAccounts: []")
+    # The hub (and its SQS route) in an account of that organization.
+    text = text.replace("222222222208", account_ids(400)[0])
     (stacks / "Pulumi.org.yaml").write_text(text)
     monkeypatch.setattr(mockrun, "PROJECT_DIR", tmp_path)
     old, new = big_org(400, tmp_path / "old.json"), big_org(425, tmp_path / "new.json")

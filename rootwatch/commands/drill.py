@@ -80,8 +80,7 @@ from rootwatch.commands.drill_steps import (  # noqa: F401 - matchers re-exporte
 )
 from rootwatch.core.errors import RootwatchError
 from rootwatch.lambdas.formatter import DRILL_SOURCE
-from rootwatch.lambdas.formatter import ENV_ACCOUNT as FORMATTER_ACCOUNT
-from rootwatch.lambdas.formatter import ENV_TOPICS as FORMATTER_TOPICS
+from rootwatch.lambdas.formatter import HUB_TOPIC_PREFIX
 
 ALARM_NAME = "rootwatch-root-activity"
 RULE_NAME = audit.RULE_NAME
@@ -197,19 +196,20 @@ class Drill:
         return audit._paginate(ev, "list_targets_by_rule", "Targets", Rule=self.rule_name)
 
     def _formatter_path(self, function_arn: str) -> PathResult:
-        """The deployed design: rule -> alert formatter Lambda -> the account's topic.
+        """The deployed design: the hub's alert formatter Lambda -> the hub's critical topic.
 
-        The rule admits only aws.* sources, so the drill event is handed to the
+        The rules admit only aws.* sources, so the drill event is handed to the
         formatter with a direct Invoke (the same asynchronous invocation EventBridge
-        makes); the formatter labels it DRILL and publishes to the account's
-        baseline route, which the drill queue listens on.
+        makes); the formatter labels it DRILL and publishes to the hub topic of the
+        level the event names (critical: the hub always has it), which the drill queue
+        listens on. The topic's ARN follows from the function's (same account and region).
         """
         lam = self.clients("lambda", self.region)
-        topic, baseline = self._formatter_route(lam, function_arn)
+        topic, level = self._formatter_route(function_arn)
         self.queue.listen([topic])
         event = {"version": "0", "id": f"rootwatch-drill-{self.id}", "source": DRILL_SOURCE,
                  "detail-type": DRILL_DETAIL_TYPE, "account": self.account_id, "region": self.region,
-                 "detail": {"drillId": self.id, "level": baseline}}
+                 "detail": {"drillId": self.id, "level": level}}
         start = self.clock()
         resp = lam.invoke(FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode())
         if resp.get("StatusCode") not in (200, 202):
@@ -217,15 +217,13 @@ class Drill:
         return self.queue.wait("realtime", [topic], start, self.timeout, lambda m: realtime_message_matches(m, self.id))
 
     @staticmethod
-    def _formatter_route(lam: Any, function_arn: str) -> tuple[str, str]:
-        """(baseline topic, baseline level) from the formatter's environment."""
-        env = (lam.get_function_configuration(FunctionName=function_arn).get("Environment") or {}).get("Variables", {})
-        try:
-            baseline = json.loads(env[FORMATTER_ACCOUNT])["baseline"]
-            return json.loads(env[FORMATTER_TOPICS])[baseline], baseline
-        except (KeyError, TypeError, ValueError):
-            raise DrillFailure(f"{function_arn} is not a rootwatch alert formatter "
-                               f"(no {FORMATTER_TOPICS}/{FORMATTER_ACCOUNT} environment)") from None
+    def _formatter_route(function_arn: str) -> tuple[str, str]:
+        """(hub topic, level) the drill listens on: the critical topic beside the formatter."""
+        parts = function_arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda":
+            raise DrillFailure(f"{function_arn} is not a Lambda function ARN")
+        level = "critical"
+        return f"arn:{parts[1]}:sns:{parts[3]}:{parts[4]}:{HUB_TOPIC_PREFIX}-{level}", level
 
     def _drill_rule_path(self, ev: Any, sns_targets: Sequence[dict[str, Any]]) -> PathResult:
         """Rules that target SNS directly: a temporary rule for this drill's events only, same targets."""

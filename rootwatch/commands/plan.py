@@ -174,9 +174,20 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
         )
     total = sum(len(a["resources"]) for a in accounts)
     kpis = compliance.get("kpis", {}) if isinstance(compliance, dict) else {}
+    hub_out = outputs.get("hub")
+    hub = None
+    if isinstance(hub_out, dict):
+        hub = {
+            "accountId": hub_out.get("accountId"), "region": hub_out.get("region"),
+            "routes": hub_out.get("routes", {}), "pendingConfirmation": hub_out.get("pendingConfirmation", {}),
+            # The hub's own resources (under the AlertHub component, grouped apart from the members).
+            "resources": len(grouped.get("", [])),
+            "memberResourcesMax": max((len(a["resources"]) for a in accounts), default=0),
+        }
     return {
         "schema": SCHEMA,
         "stack": result.stack,
+        "hub": hub,
         "accounts": accounts,
         "skipped": [{"id": s["id"], "name": s.get("name", ""), "reason": s["reason"]} for s in outputs.get("skipped", [])],
         "totals": {
@@ -284,6 +295,15 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
               and a["compliance"].get("status") != "organization-trail"):
         failing = [f"{name}: {chk.get('reason', '')}" for name, chk in c["compliance"].get("checks", {}).items() if not chk.get("ok")]
         out.write(f"  {c['id']} not compliant: {'; '.join(failing)}\n")
+    hub = report.get("hub")
+    if hub:
+        out.write(f"\nAlert hub: account {hub['accountId']} ({hub['region']}), {hub['resources']} resources; "
+                  f"members: at most {hub['memberResourcesMax']} resources per account\n")
+        for level, protos in hub["routes"].items():
+            pending = hub["pendingConfirmation"].get(level, 0)
+            cell = " ".join(f"{p}:{n}" for p, n in sorted(protos.items())) or "-"
+            note = f"  ({pending} pending confirmation until clicked once)" if pending else ""
+            out.write(f"  {level:<9} {cell}{note}\n")
     _render_organization(report.get("organization"), out)
     if report["skipped"]:
         out.write(f"\nSkipped ({len(report['skipped'])}):\n")

@@ -373,7 +373,42 @@ class SubscriptionIndex:
         return list(unique.values()) + self.unresolved
 
 
-def _subscriptions(topic: PolicyInput, acct: AccountResources, idx: ResourceIndex, index: SubscriptionIndex) -> tuple[int, bool]:
+def subscription_confirmed(sub: PolicyInput, topic_provider: str, idx: "ResourceIndex | None" = None) -> bool:
+    """Does AWS deliver to this subscription? Only a confirmed one counts as a subscriber.
+
+    After deploy the provider reports ``pendingConfirmation``. Before (plan, preview): e-mail
+    stays pending until someone clicks; https until its endpoint answers (only endpoints that
+    confirm themselves, ``endpointAutoConfirms``, count); an SQS or Lambda endpoint of another
+    account is confirmed only when that account created the subscription (its own provider).
+    """
+    pending = sub.props.get("pendingConfirmation")
+    if pending in (True, "true"):
+        return False
+    if pending in (False, "false"):
+        return True
+    proto = known_str(sub.props.get("protocol")) or ""
+    if proto in ("email", "email-json"):
+        return False
+    if proto in ("http", "https"):
+        return sub.props.get("endpointAutoConfirms") in (True, "true")
+    if proto in ("sqs", "lambda"):
+        endpoint, topic = _arn_parts(sub.props.get("endpoint")), _arn_parts(sub.props.get("topic"))
+        if endpoint and topic and endpoint[4] == topic[4]:
+            return True  # same account: confirmed at once
+        if sub.provider != topic_provider:
+            return True  # created through the endpoint's account
+        if endpoint is None and idx is not None:
+            # Unknown before the first deploy: the queue or function of this stack it comes from tells the account.
+            sources = [d for d in idx.by_urn.values() if d.urn in (sub.property_dependencies.get("endpoint", ())
+                                                                    if sub.property_dependencies else sub.dependencies)]
+            return bool(sources) and all(d.provider == topic_provider for d in sources)
+        return False
+    return True
+
+
+def _subscriptions(topic: PolicyInput, acct: AccountResources, idx: ResourceIndex, index: SubscriptionIndex,
+                   confirmed_only: bool = True) -> tuple[int, bool]:
+    """(confirmed subscriptions of ``topic``, whether some could not be matched before deploy)."""
     count, unknown = 0, False
     for s in index.candidates(topic):
         ref = s.props.get("topic")
@@ -382,6 +417,8 @@ def _subscriptions(topic: PolicyInput, acct: AccountResources, idx: ResourceInde
         else:
             hit = any(d.urn == topic.urn for d in idx.deps(s, "topic", TOPIC_TYPE))
             unknown |= not hit and is_unknown(ref)
+        if hit and confirmed_only and not subscription_confirmed(s, acct.provider_urn, idx):
+            continue
         count += hit
     return count, unknown
 
@@ -413,8 +450,13 @@ def _topic_problems(topic: PolicyInput, acct: AccountResources, idx: ResourceInd
     p = Problems()
     n, unknown = _subscriptions(topic, acct, idx, subs)
     if not n:
+        pending, _ = _subscriptions(topic, acct, idx, subs, confirmed_only=False)
         if unknown:
             p.unknown.append("subscription topic ARNs")
+        elif pending:
+            p.failures.append(f"topic {name!r} has {pending} subscription(s), none confirmed: SNS delivers nothing "
+                              "until one is (e-mail: someone clicks the link; cross-account SQS/Lambda: create it "
+                              "through the endpoint's account, as the alert hub does)")
         else:
             p.failures.append(f"topic {name!r} has no subscription: the alarm would notify nobody; add at least one "
                               "TopicSubscription (and confirm it)")
@@ -450,7 +492,7 @@ def check_topic(acct: AccountResources, idx: ResourceIndex, alarm: PolicyInput |
     name = best.props.get("name") or best.name
     if problems.status == PASS:
         n, _ = _subscriptions(best, acct, idx, all_subs)
-        return CheckResult(TOPIC, PASS, f"topic {name!r} has {n} subscription(s) and a customer-managed key that "
+        return CheckResult(TOPIC, PASS, f"topic {name!r} has {n} confirmed subscription(s) and a customer-managed key that "
                            f"{CLOUDWATCH_PRINCIPAL} may use", best.urn)
     text = problems.text() if problems.failures else f"topic {name!r}: {problems.text()}"
     return CheckResult(TOPIC, problems.status, text, best.urn)

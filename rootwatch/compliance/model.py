@@ -46,6 +46,8 @@ EVIDENCE_TYPES = frozenset({
     PROVIDER_TYPE, TRAIL_TYPE, LOG_GROUP_TYPE, METRIC_FILTER_TYPE, ALARM_TYPE, TOPIC_TYPE,
     SUBSCRIPTION_TYPE, KEY_TYPE, ALIAS_TYPE, EVENT_RULE_TYPE,
     BUCKET_TYPE, BUCKET_LOGGING_TYPE, TOPIC_POLICY_TYPE, QUEUE_TYPE, QUEUE_POLICY_TYPE,
+    # Subscription endpoints: their provider tells whose account a not-yet-known ARN is in.
+    "aws:sqs/queue:Queue", "aws:lambda/function:Function",
 })
 
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"

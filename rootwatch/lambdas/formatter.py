@@ -1,15 +1,26 @@
-"""The alert formatter: a small Lambda between EventBridge and the SNS routes.
+"""The alert formatter: ONE Lambda in the hub account, between the alert sources and the hub's routes.
 
-EventBridge (root-activity and tamper rules) -> this function -> the account's
-topic for the alert's level. It ships as this module plus the detection and
-severity modules it imports (the program packages the same files; see
-``rootwatch.program.realtime.lambda_modules``), so it may import only the standard
-library, boto3 and those modules.
+Sources (rootwatch.program.hub deploys them):
+
+- the hub event bus ``rootwatch-alerts``: every member account's root-activity and
+  tamper rules, in every region, send their CloudTrail events straight to it;
+  rules on that bus invoke this function (the event's ``account`` names the member);
+- the alarm intake queue: an SQS queue subscribed to every member's local alarm
+  topic (the CIS chain). Its batches carry SNS notifications of CloudWatch alarms,
+  turned into the same readable alert (account name, OU, severity, runbook);
+- ``rootwatch drill``: a direct Invoke with source ``rootwatch.drill``.
+
+It ships as this module plus the detection and severity modules it imports (see
+``rootwatch.program.realtime.lambda_modules``) and the **account directory**, a JSON
+file in the same archive (``rootwatch_directory.json``): account id -> name, OU,
+baseline and tags, the hub's topic per level, the severity matrix per baseline,
+the break-glass windows and the runbook. A file, not environment variables: Lambda
+caps all variables of a function at 4 KB, reached at about 40 accounts.
 
 What it decides, at alert time:
-- the level: the severity matrix row of the account's baseline (passed in the
-  environment; by default the higher of class default and baseline), raised
-  when the record itself is worse than its class (a root sign-in without MFA);
+- the level: the severity matrix row of the account's baseline (by default the
+  higher of class default and baseline), raised when the record itself is worse
+  than its class (a root sign-in without MFA);
 - break-glass: windows are evaluated against the event's own time (start
   inclusive, end exclusive). A window never suppresses an alert: it marks it
   ``AUTHORIZED BREAK-GLASS <ticket> (approved by ...)`` and, if it sets a level,
@@ -17,14 +28,20 @@ What it decides, at alert time:
 - tamper (a non-root change to rootwatch's resources) and anything unreadable
   are critical, and the unreadable ones carry the raw event. So are events
   whose source is not ``aws.*``: only PutEvents can produce those, so they are
-  reported as possibly forged rather than as root activity.
+  reported as possibly forged rather than as root activity;
+- centralized root sessions (sts:AssumeRoot): the caller-side ``AssumeRoot``
+  record (management or delegated-admin account) is kept in a DynamoDB table
+  with a TTL, keyed by the access key id it issued; every member-side root alert
+  using that key is labelled "centralized root session opened by <caller> with
+  task <policy>". Still an alert, never suppressed;
+- size: SNS accepts 256 KiB per message and the raw event can appear in several
+  protocol bodies, so a large alert is cut (with a note), never dropped.
 
 Failure: formatting errors still publish a critical alert with the raw event;
-a publish that fails raises, so Lambda retries and then hands the raw event
-to the on-failure destination (the critical topic). Nothing is dropped quietly.
-
-The environment holds topic ARNs, account facts, the matrix row and the
-account's windows: never a route endpoint.
+a publish that fails raises, so Lambda retries and then hands the raw event to
+the on-failure destination (the critical topic); a failed queue message is
+reported back (batch item failure) and reaches the intake dead-letter queue.
+Nothing is dropped quietly. The directory holds topic ARNs, never an endpoint.
 """
 
 from __future__ import annotations
@@ -50,16 +67,27 @@ from rootwatch.detection.rule import (
 )
 from rootwatch.lambdas import ledger, metrics
 
-ENV_ACCOUNT = "ROOTWATCH_ACCOUNT"  # {"id", "name", "ou", "ouName", "baseline"}
-ENV_TOPICS = "ROOTWATCH_TOPICS"  # {level: topic ARN}
-ENV_SEVERITY = "ROOTWATCH_SEVERITY"  # {event class: level}, the matrix row of the baseline
-ENV_BREAK_GLASS = "ROOTWATCH_BREAK_GLASS"  # [{"ticket", "approvers", "start", "end", "reason", "level"}]
-ENV_RUNBOOK = "ROOTWATCH_RUNBOOK_URL"
-DRILL_SOURCE = "rootwatch.drill"  # `rootwatch drill` invokes the function directly with this source
+# The account directory: a file shipped in the function's archive (see the module docstring).
+DIRECTORY_FILE = "rootwatch_directory.json"
+ENV_DIRECTORY_FILE = "ROOTWATCH_DIRECTORY_FILE"  # optional override of the file's path
+# Keys of the directory document.
+DIR_ACCOUNTS = "accounts"  # {id: {"name", "ou", "ouName", "baseline", "tags"}}
+DIR_TOPICS = "topics"  # {level: topic ARN} (the hub's topics)
+DIR_MATRIX = "matrix"  # {baseline: {event class: level}}
+DIR_BREAK_GLASS = "breakGlass"  # [{"ticket", "accounts", "approvers", "start", "end", "reason", "level"}]
+DIR_RUNBOOK = "runbookUrl"
+DIR_SESSIONS_TABLE = "sessionsTable"  # DynamoDB table of AssumeRoot openers
+DIR_HUB = "hubAccountId"
+DRILL_SOURCE = "rootwatch.drill"
+HUB_TOPIC_PREFIX = "rootwatch-hub"  # the hub's topics: rootwatch-hub-<level>  # `rootwatch drill` invokes the function directly with this source
 
 SUBJECT_MAX = 100  # SNS rejects longer subjects
 FIELD_MAX = 300  # caller-controlled text (user agent) is cut to this
 RAW_EVENT_MAX = 60_000  # the raw event appears in three protocol bodies; SNS allows 256 KB in all
+# SNS's limit is 262,144 bytes for message, subject and attributes together; keep a margin.
+SNS_MESSAGE_BUDGET = 250_000
+# How long the caller side of an AssumeRoot call is kept (its sessions last at most 15 minutes).
+SESSION_RECORD_SECONDS = 3600
 
 log = logging.getLogger("rootwatch.lambdas.formatter")
 log.setLevel(logging.INFO)
@@ -78,13 +106,24 @@ class ConfigurationError(RuntimeError):
 # resources; here they only decide the wording of what that rule delivers.
 TAMPER_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cloudtrail.amazonaws.com", ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors")),
-    ("logs.amazonaws.com", ("DeleteLogGroup", "DeleteMetricFilter", "PutRetentionPolicy")),
+    # PutMetricFilter: rewriting the CIS pattern disables the chain as surely as deleting it.
+    ("logs.amazonaws.com", ("DeleteLogGroup", "DeleteMetricFilter", "PutRetentionPolicy", "PutMetricFilter")),
     ("monitoring.amazonaws.com", ("DeleteAlarms", "DisableAlarmActions", "PutMetricAlarm")),
-    ("sns.amazonaws.com", ("DeleteTopic", "Unsubscribe", "SetTopicAttributes")),
+    # SetSubscriptionAttributes: a filter policy that matches nothing silences a route.
+    ("sns.amazonaws.com", ("DeleteTopic", "Unsubscribe", "SetTopicAttributes", "SetSubscriptionAttributes")),
     ("kms.amazonaws.com", ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")),
-    ("events.amazonaws.com", ("DeleteRule", "DisableRule", "RemoveTargets", "PutRule")),
-    ("lambda.amazonaws.com", ("DeleteFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency")),
+    ("events.amazonaws.com", ("DeleteRule", "DisableRule", "RemoveTargets", "PutRule", "PutTargets",
+                              "DeleteEventBus", "PutPermission", "RemovePermission")),
+    ("lambda.amazonaws.com", ("DeleteFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency",
+                              "RemovePermission", "PutFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig",
+                              "DeleteFunctionEventInvokeConfig")),
+    ("sqs.amazonaws.com", ("DeleteQueue", "SetQueueAttributes", "PurgeQueue")),
+    # IAM is global: its events reach EventBridge in us-east-1 only.
+    ("iam.amazonaws.com", ("PutRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "AttachRolePolicy", "DeleteRole")),
+    ("dynamodb.amazonaws.com", ("DeleteTable", "UpdateTimeToLive")),
 )
+
+
 # Calls that weaken organization-level root prevention (management account), matched by
 # rootwatch.program.prevention's rule: disabling the IAM root features or the trusted access they
 # need; editing, detaching or deleting the root-deny SCP, or switching SCPs off; and the caller
@@ -164,54 +203,107 @@ def _window(raw: Mapping[str, Any]) -> Window:
     )
 
 
-def load_config(env: Mapping[str, str]) -> Config:
-    """Read the environment. Only unreadable topics are fatal; other gaps are reported in the alert."""
+def _unknown_account(account_id: str) -> dict[str, Any]:
+    return {"name": "unknown account", "ou": "", "ouName": "", "baseline": None}
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The account directory and routing of the whole organization (the archive's JSON file)."""
+
+    accounts: Mapping[str, Mapping[str, Any]]
+    topics: Mapping[Severity, str]
+    matrix: Mapping[str, Any]
+    windows: tuple[Mapping[str, Any], ...]
+    runbook_url: str | None
+    sessions_table: str | None
+    hub_account_id: str
+    problems: tuple[str, ...] = ()
+
+    def config_for(self, account_id: Any) -> Config:
+        """Everything one alert of ``account_id`` needs; gaps become notes (and a critical alert)."""
+        problems = list(self.problems)
+        acct = str(account_id) if account_id else "unknown"
+        entry = self.accounts.get(acct)
+        if not isinstance(entry, Mapping):
+            problems.append(f"account {clean(acct, 20)} is not in rootwatch's account directory (not enrolled, or the "
+                            "directory is stale: run pulumi up)")
+            entry = _unknown_account(acct)
+        try:
+            baseline = Severity(entry.get("baseline"))
+        except ValueError:
+            problems.append("the account's baseline level is unknown")
+            baseline = Severity.CRITICAL
+        matrix: dict[EventClass, Severity] = {}
+        try:
+            row = self.matrix.get(baseline.value, {})
+            matrix = {EventClass(k): Severity(v) for k, v in row.items()}
+        except (ValueError, AttributeError) as exc:
+            problems.append(f"the directory's {DIR_MATRIX} is unreadable ({type(exc).__name__})")
+        windows: list[Window] = []
+        for raw in self.windows:
+            try:
+                if acct in raw["accounts"]:
+                    windows.append(_window(raw))
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                problems.append(f"a break-glass window is unreadable ({type(exc).__name__}: {exc})")
+        return Config(
+            account_id=acct,
+            account_name=str(entry.get("name") or "unknown account"),
+            ou=str(entry.get("ou") or ""),
+            ou_name=str(entry.get("ouName") or ""),
+            baseline=baseline,
+            topics=self.topics,
+            matrix=matrix,
+            windows=tuple(windows),
+            runbook_url=self.runbook_url,
+            problems=tuple(problems),
+        )
+
+
+def load_directory(doc: Any) -> Directory:
+    """Read the directory document. Only unreadable topics are fatal; other gaps are reported in the alert."""
+    if not isinstance(doc, Mapping):
+        raise ConfigurationError("the account directory is not a JSON object")
     try:
-        topics = {Severity(k): str(v) for k, v in json.loads(env[ENV_TOPICS]).items() if v}
+        topics = {Severity(k): str(v) for k, v in doc[DIR_TOPICS].items() if v}
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(f"{ENV_TOPICS} is missing or unreadable ({type(exc).__name__})") from None
+        raise ConfigurationError(f"the directory's {DIR_TOPICS} are missing or unreadable ({type(exc).__name__})") from None
     if Severity.CRITICAL not in topics:
-        raise ConfigurationError(f"{ENV_TOPICS} has no critical topic")
+        raise ConfigurationError(f"the directory's {DIR_TOPICS} have no critical topic")
     problems: list[str] = []
 
-    def read(name: str, default: Any) -> Any:
-        try:
-            return json.loads(env[name])
-        except (KeyError, ValueError) as exc:
-            problems.append(f"{name} is missing or unreadable ({type(exc).__name__})")
+    def part(key: str, kind: type, default: Any) -> Any:
+        value = doc.get(key, default)
+        if not isinstance(value, kind):
+            problems.append(f"the directory's {key} is missing or unreadable")
             return default
+        return value
 
-    account = read(ENV_ACCOUNT, {})
-    account = account if isinstance(account, Mapping) else {}
-    try:
-        baseline = Severity(account.get("baseline"))
-    except ValueError:
-        problems.append("the account's baseline level is unknown")
-        baseline = Severity.CRITICAL
-    matrix: dict[EventClass, Severity] = {}
-    raw_matrix = read(ENV_SEVERITY, {})
-    try:
-        matrix = {EventClass(k): Severity(v) for k, v in raw_matrix.items()}
-    except (ValueError, AttributeError) as exc:
-        problems.append(f"{ENV_SEVERITY} is unreadable ({type(exc).__name__})")
-    windows: list[Window] = []
-    for raw in read(ENV_BREAK_GLASS, []) or []:
-        try:
-            windows.append(_window(raw))
-        except (KeyError, ValueError, TypeError) as exc:
-            problems.append(f"a break-glass window is unreadable ({type(exc).__name__}: {exc})")
-    return Config(
-        account_id=str(account.get("id") or "unknown"),
-        account_name=str(account.get("name") or "unknown account"),
-        ou=str(account.get("ou") or ""),
-        ou_name=str(account.get("ouName") or ""),
-        baseline=baseline,
+    windows = part(DIR_BREAK_GLASS, list, [])
+    return Directory(
+        accounts=part(DIR_ACCOUNTS, dict, {}),
         topics=topics,
-        matrix=matrix,
-        windows=tuple(windows),
-        runbook_url=env.get(ENV_RUNBOOK) or None,
+        matrix=part(DIR_MATRIX, dict, {}),
+        windows=tuple(w if isinstance(w, Mapping) else {"accounts": []} for w in windows),
+        runbook_url=_str(doc.get(DIR_RUNBOOK)),
+        sessions_table=_str(doc.get(DIR_SESSIONS_TABLE)),
+        hub_account_id=str(doc.get(DIR_HUB) or ""),
         problems=tuple(problems),
     )
+
+
+def read_directory(env: Mapping[str, str]) -> Directory:
+    """The directory file shipped next to the package in the function's archive."""
+    from pathlib import Path
+
+    path = env.get(ENV_DIRECTORY_FILE) or str(Path(__file__).resolve().parents[2] / DIRECTORY_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"the account directory {path} is missing or unreadable ({type(exc).__name__})") from None
+    return load_directory(doc)
 
 
 # -- decisions (pure) ------------------------------------------------------------------------
@@ -489,8 +581,49 @@ def route(alert: Alert, cfg: Config) -> str:
     return cfg.topics[Severity.CRITICAL]
 
 
-def sns_request(alert: Alert, topic_arn: str) -> dict[str, Any]:
-    """Publish arguments: text for people (email), the JSON document for machines (SQS, Lambda)."""
+def _longest(obj: Any, path: tuple[Any, ...] = ()) -> tuple[int, tuple[Any, ...]]:
+    """(length, path) of the longest string inside a JSON-like value."""
+    best = (len(obj), path) if isinstance(obj, str) else (-1, path)
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        best = max(best, _longest(v, (*path, k)), key=lambda x: x[0])
+    return best
+
+
+def _cut(text: str, keep: int) -> str:
+    return text[:keep] + f"...(cut: {len(text) - keep} characters omitted to fit SNS's 256 KiB)"
+
+
+def fit_alert(alert: Alert, budget: int = SNS_MESSAGE_BUDGET) -> Alert:
+    """Cut the longest parts (the raw event, long fields) until the encoded request fits SNS. Never drops."""
+    def size() -> int:
+        r = _encode(alert, "arn:aws:sns:us-east-1:000000000000:" + "x" * 256)
+        return len(r["Message"].encode()) + len(r["Subject"].encode()) + 200
+    if size() <= budget:
+        return alert
+    note = "the alert was cut to fit SNS's 256 KiB message limit; the full event is in CloudTrail (Event ID)"
+    alert.notes.append(note)
+    alert.doc.setdefault("notes", []).append(note)
+    first, _, rest = alert.text.partition("\n")
+    alert.text = f"{first}\nNote: {note}\n{rest}"  # near the top: the cut takes the end
+    for _ in range(64):
+        over = size() - budget
+        if over <= 0:
+            break
+        text_len = len(alert.text)
+        doc_len, path = _longest(alert.doc)
+        if text_len >= doc_len:
+            alert.text = _cut(alert.text, max(0, text_len - over - 200) if text_len > over else text_len // 2)
+        else:
+            parent = alert.doc
+            for k in path[:-1]:
+                parent = parent[k]
+            # Text counts once, doc strings twice (sqs and lambda bodies): cut accordingly.
+            parent[path[-1]] = _cut(parent[path[-1]], max(0, doc_len - over // 2 - 200))
+    return alert
+
+
+def _encode(alert: Alert, topic_arn: str) -> dict[str, Any]:
     doc = json.dumps(alert.doc, default=str, sort_keys=True)
     return {
         "TopicArn": topic_arn,
@@ -505,6 +638,11 @@ def sns_request(alert: Alert, topic_arn: str) -> dict[str, Any]:
     }
 
 
+def sns_request(alert: Alert, topic_arn: str) -> dict[str, Any]:
+    """Publish arguments: text for people (email), the JSON document for machines (SQS, Lambda); within SNS's size."""
+    return _encode(fit_alert(alert), topic_arn)
+
+
 def publish(alert: Alert, cfg: Config, client: Any = None) -> str:
     arn = route(alert, cfg)
     if client is None:
@@ -515,10 +653,170 @@ def publish(alert: Alert, cfg: Config, client: Any = None) -> str:
     return str(response.get("MessageId", ""))
 
 
-def _record_incident(alert: Alert, event: Any, env: Mapping[str, str], ttd: float | None, path: str,
-                     now: datetime, client: Any) -> None:
+# -- centralized root sessions (sts:AssumeRoot) -------------------------------------------------
+
+
+def assume_root_opening(detail: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The caller side of sts:AssumeRoot: who opened a root session in which account, with which task policy."""
+    if detail.get("eventSource") != "sts.amazonaws.com" or detail.get("eventName") != "AssumeRoot":
+        return None
+    key = _str(_get(detail, "responseElements", "credentials", "accessKeyId"))
+    if key is None:  # a failed call issued no credentials: nothing to link
+        return None
+    task = _get(detail, "requestParameters", "taskPolicyArn")
+    return {
+        "accessKeyId": key,
+        "caller": _str(_get(detail, "userIdentity", "arn")) or "unknown caller",
+        "callerAccount": _str(_get(detail, "userIdentity", "accountId")) or "",
+        "targetAccount": str(_get(detail, "requestParameters", "targetPrincipal") or ""),
+        "taskPolicy": _str(_get(task, "arn")) if isinstance(task, Mapping) else _str(task) or "unknown task policy",
+        "eventTime": _str(detail.get("eventTime")) or "",
+        "eventId": _str(detail.get("eventID")) or "",
+    }
+
+
+class SessionTable:
+    """The AssumeRoot openers, in DynamoDB (key: the issued access key id; TTL attribute ``expiresAt``)."""
+
+    def __init__(self, name: str, client: Any = None) -> None:
+        self.name = name
+        self._client = client
+
+    def _db(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def record(self, opening: Mapping[str, Any], now: float) -> None:
+        item = {k: {"S": str(v)} for k, v in opening.items()}
+        item["expiresAt"] = {"N": str(int(now) + SESSION_RECORD_SECONDS)}
+        self._db().put_item(TableName=self.name, Item=item)
+
+    def opener(self, access_key_id: str) -> dict[str, str] | None:
+        got = self._db().get_item(TableName=self.name, Key={"accessKeyId": {"S": access_key_id}}, ConsistentRead=True)
+        item = got.get("Item")
+        return {k: v.get("S", "") for k, v in item.items() if "S" in v} if item else None
+
+
+def session_label(detail: Mapping[str, Any], sessions: SessionTable | None) -> str | None:
+    """For a root record on temporary (ASIA) credentials: the AssumeRoot session it belongs to, if known."""
+    key = _str(_get(detail, "userIdentity", "accessKeyId"))
+    if key is None or not key.startswith("ASIA"):
+        return None
+    opener = None
+    if sessions is not None:
+        try:
+            opener = sessions.opener(key)
+        except Exception as exc:  # a lookup failure must not cost the alert
+            log.error("session lookup failed: %s", exc)
+            return f"root session on temporary credentials {key}: the AssumeRoot lookup failed ({type(exc).__name__})"
+    if opener:
+        return (f"centralized root session opened by {clean(opener.get('caller'))} with task "
+                f"{clean(opener.get('taskPolicy'))} (AssumeRoot at {clean(opener.get('eventTime'))}, from account "
+                f"{clean(opener.get('callerAccount'))})")
+    return (f"root session on temporary credentials {key} with no known opener: no AssumeRoot call issuing this key "
+            "was seen (a console session, or an opener outside rootwatch's accounts)")
+
+
+def _label(alert: Alert, label: str) -> None:
+    lines = alert.text.split("\n")
+    # After the marking lines, before the details: responders read it first.
+    at = next((i for i, line in enumerate(lines) if line.startswith("Root user activity")), 0) + 1
+    lines.insert(at, f"Session: {label}")
+    alert.text = "\n".join(lines)
+    alert.doc["session"] = label
+
+
+# -- CloudWatch alarm notifications (the alarm intake queue) -------------------------------------
+
+
+def _level_of_topic(topic_arn: Any) -> Severity | None:
+    name = str(topic_arn or "").rsplit(":", 1)[-1]
+    try:
+        return Severity(name.rsplit("-", 1)[-1])
+    except ValueError:
+        return None
+
+
+def alarm_alert(notification: Mapping[str, Any], message: Mapping[str, Any], directory: Directory) -> Alert:
+    """A member's CIS alarm (root activity seen by the metric filter) as a readable alert."""
+    cfg = directory.config_for(message.get("AWSAccountId") or str(notification.get("TopicArn", "::::")).split(":")[4])
+    notes = list(cfg.problems)
+    level = _level_of_topic(notification.get("TopicArn")) or cfg.baseline
+    if notes:
+        level = Severity.CRITICAL
+    name = clean(message.get("AlarmName"), 120)
+    state = clean(message.get("NewStateValue"), 30)
+    region = clean(message.get("Region"), 60)
+    subject = subject_line(f"[{level.value.upper()}] Root activity alarm {name} in {cfg.account_name} ({cfg.account_id})")
+    lines = [
+        f"CloudWatch alarm {name} is {state}: the CIS root-usage metric filter counted root activity.",
+        f"Severity: {level.value.upper()} (account baseline {cfg.baseline.value})",
+        *_account_lines(cfg),
+        f"Region: {region}",
+        f"Reason: {clean(message.get('NewStateReason'), 500)}",
+        f"Changed: {clean(message.get('StateChangeTime'))}",
+        "Look up the root events in CloudTrail event history (User name: root) around that time.",
+        f"Runbook: {cfg.runbook_url or '-'}",
+        *[f"Note: {n}" for n in notes],
+    ]
+    doc = {"kind": "alarm", "severity": level.value, "subject": subject, "account": _account_doc(cfg),
+           "alarm": {"name": message.get("AlarmName"), "state": message.get("NewStateValue"),
+                     "reason": message.get("NewStateReason"), "time": message.get("StateChangeTime"),
+                     "region": message.get("Region"), "topicArn": notification.get("TopicArn")},
+           "runbookUrl": cfg.runbook_url, "notes": notes}
+    return Alert("alarm", level, subject, "\n".join(lines), doc, notes)
+
+
+def _alarm_record(record: Mapping[str, Any], directory: Directory, client: Any, clock: Any = None,
+                  ledger_client: Any = None) -> dict[str, Any]:
+    body = json.loads(record["body"])
+    kind = body.get("Type")
+    if kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        # Never confirmed from here: the hub creates its own subscriptions (confirmed by AWS).
+        log.warning(json.dumps({"ignored": kind, "topicArn": body.get("TopicArn")}))
+        return {"kind": "ignored"}
+    message = json.loads(body["Message"]) if isinstance(body.get("Message"), str) else {}
+    if not isinstance(message, Mapping) or "AlarmName" not in message:
+        cfg = directory.config_for(str(body.get("TopicArn", "::::")).split(":")[4])
+        alert = fallback_alert(body, cfg, "a message on the alarm intake queue is not a CloudWatch alarm notification")
+    elif message.get("NewStateValue") != "ALARM":
+        log.info(json.dumps({"alarm": message.get("AlarmName"), "state": message.get("NewStateValue")}))
+        return {"kind": "alarm-state", "state": message.get("NewStateValue")}
+    else:
+        alert = alarm_alert(body, message, directory)
+    cfg = directory.config_for(alert.doc["account"]["id"])
+    return {"kind": alert.kind, "severity": alert.severity.value,
+            "messageId": publish_measured(alert, cfg, body, client, clock, ledger_client)}
+
+
+def handle_queue(event: Mapping[str, Any], directory: Directory, client: Any = None, clock: Any = None,
+                 ledger_client: Any = None) -> dict[str, Any]:
+    """An SQS batch from the alarm intake queue; failed messages go back (and on to its dead-letter queue)."""
+    failures, results = [], []
+    for record in event.get("Records") or []:
+        try:
+            results.append(_alarm_record(record, directory, client, clock, ledger_client))
+        except Exception:  # reported back: SQS redelivers it, then moves it to the dead-letter queue
+            log.error("alarm notification failed: %s", traceback.format_exc())
+            failures.append({"itemIdentifier": record.get("messageId", "")})
+    return {"batchItemFailures": failures, "results": results}
+
+
+def _is_queue_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    return isinstance(records, list) and bool(records) and all(
+        isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def _record_incident(alert: Alert, event: Any, ttd: float | None, path: str, now: datetime, client: Any) -> None:
     """Open or update the incident (when a ledger table is configured). Never fails the alert."""
-    table = env.get(ledger.ENV_TABLE)
+    table = os.environ.get(ledger.ENV_TABLE)
     facts = ledger.facts_from_alert(alert.doc, event, now=now, time_to_detect=ttd, path=path) if table else None
     if facts is None:
         return
@@ -532,20 +830,11 @@ def _record_incident(alert: Alert, event: Any, env: Mapping[str, str], ttd: floa
         log.error("incident ledger update failed: %s", traceback.format_exc())
 
 
-def handler(event: Any, context: Any = None, *, client: Any = None, env: Mapping[str, str] | None = None,
-            clock: Any = None, ledger_client: Any = None) -> dict[str, Any]:
-    """Lambda entry point. Raises only when nothing could be published (then Lambda's
-    retries and the on-failure destination deliver the raw event to the critical route).
-
-    ``clock`` (tests) returns the publish time; ``ledger_client`` is the DynamoDB client."""
-    env = os.environ if env is None else env
-    cfg = load_config(env)
-    try:
-        alert = build_alert(event, cfg)
-    except Exception as exc:  # never lose the alert to a formatting bug
-        log.error("formatting failed: %s", traceback.format_exc())
-        alert = fallback_alert(event, cfg, f"formatting failed: {type(exc).__name__}: {clean(exc)}")
-    now = clock() if clock else datetime.now(timezone.utc)  # time to detect: event -> this publish
+def publish_measured(alert: Alert, cfg: Config, event: Any, client: Any = None, clock: Any = None,
+                     ledger_client: Any = None) -> str:
+    """Publish with the time to detect (event or alarm state change -> this publish) in the message,
+    as an Embedded Metric Format line in the log, and in the incident ledger."""
+    now = clock() if clock else datetime.now(timezone.utc)
     ttd, path = metrics.time_to_detect(event, now), metrics.path_of(event)
     if alert.kind != "drill":  # a drill's figure is measured end to end by `rootwatch drill`
         alert.text += "\n" + metrics.detect_line(ttd, path)
@@ -554,7 +843,51 @@ def handler(event: Any, context: Any = None, *, client: Any = None, env: Mapping
     if ttd is not None and alert.kind != "drill":  # EMF: CloudWatch Logs extracts the metric, no API call
         print(metrics.emf_line(ttd, path=path, level=alert.severity.value, now=now, kind=alert.kind,
                                account=cfg.account_id, eventId=_get(event, "detail", "eventID")), flush=True)
-    _record_incident(alert, event, env, ttd, path, now, ledger_client)
+    _record_incident(alert, event, ttd, path, now, ledger_client)
+    return message_id
+
+
+def handler(event: Any, context: Any = None, *, client: Any = None, directory: Directory | None = None,
+            sessions: SessionTable | None = None, now: float | None = None, clock: Any = None,
+            ledger_client: Any = None) -> dict[str, Any]:
+    """Lambda entry point. Raises only when nothing could be published (then Lambda's
+    retries and the on-failure destination deliver the raw event to the critical route).
+
+    ``clock`` (tests) returns the publish time; ``ledger_client`` is the DynamoDB client."""
+    import time
+
+    directory = directory or read_directory(os.environ)
+    if sessions is None and directory.sessions_table:
+        sessions = SessionTable(directory.sessions_table)
+    if _is_queue_batch(event):
+        return handle_queue(event, directory, client, clock, ledger_client)
+    account = event.get("account") if isinstance(event, Mapping) else None
+    detail = _detail_of(event)
+    if detail is not None and _str(event.get("source") or "") and str(event.get("source")).startswith("aws."):
+        # A CloudTrail event keeps its account when a member rule forwards it; the record names it too.
+        account = _str(detail.get("recipientAccountId")) or account
+    if detail is not None and _str(event.get("source")) == "aws.sts":
+        opening = assume_root_opening(detail)
+        if opening is not None:
+            # The caller side is not an alert (its member-side records are); keep it to label them.
+            if sessions is None:
+                log.error("no sessions table: AssumeRoot opener %s not recorded", opening["accessKeyId"])
+            else:
+                sessions.record(opening, time.time() if now is None else now)
+            return {"kind": "assume-root-recorded", "accessKeyId": opening["accessKeyId"]}
+    if isinstance(event, Mapping) and event.get("source") == DRILL_SOURCE:
+        account = _get(event, "detail", "accountId") or account or directory.hub_account_id
+    cfg = directory.config_for(account)
+    try:
+        alert = build_alert(event, cfg)
+        if alert.kind == "root" and detail is not None:
+            label = session_label(detail, sessions)
+            if label:
+                _label(alert, label)
+    except Exception as exc:  # never lose the alert to a formatting bug
+        log.error("formatting failed: %s", traceback.format_exc())
+        alert = fallback_alert(event, cfg, f"formatting failed: {type(exc).__name__}: {clean(exc)}")
+    message_id = publish_measured(alert, cfg, event, client, clock, ledger_client)
     log.info(json.dumps({"kind": alert.kind, "severity": alert.severity.value, "messageId": message_id,
                          "eventId": _get(event, "detail", "eventID")}, default=str))
     return {"kind": alert.kind, "severity": alert.severity.value, "messageId": message_id}

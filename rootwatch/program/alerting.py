@@ -67,9 +67,28 @@ def _service_publish(sid: str, service: str, topic: str, account_id: str) -> dic
     }
 
 
-def topic_policy(account_id: str, region: str, level: Severity) -> dict[str, Any]:
-    arn = topic_arn(account_id, region, level)
+def hub_subscribe_statement(topic: str, region: str, hub_account_id: str, queue_arn: str) -> dict[str, Any]:
+    """The hub account may subscribe its alarm intake queue, and nothing else, to a member topic.
+
+    A cross-account SQS subscription is confirmed by AWS only when the queue's account creates it,
+    so the hub creates it through its own provider and this statement allows exactly that.
+    """
+    return {
+        "Sid": "HubIntakeSubscribes",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition(region)}:iam::{hub_account_id}:root"},
+        "Action": "sns:Subscribe",
+        "Resource": topic,
+        "Condition": {"StringEquals": {"sns:Protocol": "sqs", "sns:Endpoint": queue_arn}},
+    }
+
+
+def topic_policy(account_id: str, region: str, level: Severity,
+                 hub: tuple[str, str] | None = None, arn: str | None = None) -> dict[str, Any]:
+    """``hub``: (hub account id, intake queue ARN) for a member's alarm topic."""
+    arn = arn or topic_arn(account_id, region, level)
     root = f"arn:{partition(region)}:iam::{account_id}:root"
+    extra = [hub_subscribe_statement(arn, region, *hub)] if hub else []
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -86,6 +105,7 @@ def topic_policy(account_id: str, region: str, level: Severity) -> dict[str, Any
             # Confused-deputy guard: only this account's alarms and rules may publish.
             _service_publish("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", arn, account_id),
             _service_publish("EventBridgePublish", "events.amazonaws.com", arn, account_id),
+            *extra,
             {
                 "Sid": "DenyInsecureTransport",
                 "Effect": "Deny",
@@ -122,8 +142,13 @@ def create_alert_topics(
     opts: pulumi.ResourceOptions,
     stateful_opts: pulumi.ResourceOptions,
     tags: Mapping[str, str],
+    hub: tuple[str, str] | None = None,
 ) -> AlertTopics:
-    """Key, topics and subscriptions for one account. ``opts`` carries parent and provider."""
+    """Key, topics and subscriptions for one member account. ``opts`` carries parent and provider.
+
+    ``hub`` (hub account, intake queue ARN): the hub's queue may subscribe. Members get no
+    human routes (``routes`` is empty); the hub's topics are in ``rootwatch.program.hub``.
+    """
     key = aws.kms.Key(
         f"{name}-alerts-key",
         description="rootwatch: encrypts root-activity alert topics (usable by CloudWatch and EventBridge)",
@@ -134,7 +159,8 @@ def create_alert_topics(
         tags=dict(tags),
         opts=stateful_opts,
     )
-    aws.kms.Alias(f"{name}-alerts-key-alias", name=KEY_ALIAS, target_key_id=key.key_id, region=region, opts=opts)
+    # No alias in members (one resource fewer per account; the key's description names it, and the
+    # tamper rule still watches the alias name in case one is created to address it).
     topics: dict[Severity, aws.sns.Topic] = {}
     for level in levels:
         tname = f"{name}-topic-{level.value}"
@@ -150,22 +176,29 @@ def create_alert_topics(
         aws.sns.TopicPolicy(
             f"{tname}-policy",
             arn=topic.arn,
-            policy=json.dumps(topic_policy(account_id, region, level)),
+            policy=json.dumps(topic_policy(account_id, region, level, hub)),
             region=region,
             opts=opts,
         )
         for i, sub in enumerate(routes.get(level, ())):
-            endpoint: pulumi.Input[str] = pulumi.Output.secret(sub.endpoint) if secret_endpoints else sub.endpoint
-            aws.sns.TopicSubscription(
-                f"{tname}-sub-{i}",
-                topic=topic.arn,
-                protocol=sub.protocol,
-                endpoint=endpoint,
-                # https endpoints must confirm; give them time before the provider gives up.
-                confirmation_timeout_in_minutes=5 if sub.protocol == "https" else None,
-                endpoint_auto_confirms=False if sub.protocol == "https" else None,
-                region=region,
-                opts=opts,
-            )
+            subscribe(f"{tname}-sub-{i}", topic.arn, sub, secret_endpoints, region, opts)
         topics[level] = topic
     return AlertTopics(key, topics)
+
+
+def subscribe(name: str, topic: pulumi.Input[str], sub: Subscription, secret: bool, region: str,
+              opts: pulumi.ResourceOptions) -> aws.sns.TopicSubscription:
+    """One human route. E-mail stays pending until someone clicks (once per address and topic);
+    https endpoints that confirm themselves are waited for, the others are not (the provider would time out)."""
+    endpoint: pulumi.Input[str] = pulumi.Output.secret(sub.endpoint) if secret else sub.endpoint
+    https = sub.protocol == "https"
+    return aws.sns.TopicSubscription(
+        name,
+        topic=topic,
+        protocol=sub.protocol,
+        endpoint=endpoint,
+        confirmation_timeout_in_minutes=5 if https and sub.auto_confirms else None,
+        endpoint_auto_confirms=sub.auto_confirms if https else None,
+        region=region,
+        opts=opts,
+    )

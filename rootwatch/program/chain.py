@@ -8,7 +8,7 @@ renames cloud resources.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from rootwatch.core.severity import Severity
 from rootwatch.program.organization import Account
@@ -22,6 +22,15 @@ TRAIL_ROLE_NAME = "rootwatch-cloudtrail-to-logs"
 
 
 @dataclass(frozen=True)
+class HubRef:
+    """The alert hub as members see it: account and region (its ARNs are computed from names,
+    so member stacks and shards need no stack reference)."""
+
+    account_id: str
+    region: str
+
+
+@dataclass(frozen=True)
 class RootActivityMonitorArgs:
     account: Account
     settings: RootwatchSettings
@@ -32,5 +41,4 @@ class RootActivityMonitorArgs:
     routes: Mapping[Severity, Sequence[Subscription]]
     secret_endpoints: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
-    # The account's trail key (an Input[str]): it also encrypts the alert formatter's log group.
-    logs_key_arn: Any = None
+    hub: HubRef | None = None

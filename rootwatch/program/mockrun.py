@@ -192,6 +192,8 @@ _ARN_SERVICE = {
     "aws:sqs/queue:Queue": ("sqs", ""),
     "aws:lambda/function:Function": ("lambda", "function:"),
     "aws:s3/bucket:Bucket": ("s3", ""),
+    "aws:cloudwatch/eventBus:EventBus": ("events", "event-bus/"),
+    "aws:dynamodb/table:Table": ("dynamodb", "table/"),
 }
 
 

@@ -1,12 +1,13 @@
-"""RootActivityMonitor: the whole root-activity chain for one account.
+"""RootActivityMonitor: the whole root-activity chain for one member account.
 
-trail -> CloudWatch Logs -> CIS metric filter -> alarm -> SNS -> humans, every
-child created through the account's own provider in the account's home region.
+trail -> CloudWatch Logs -> CIS metric filter -> alarm -> local encrypted SNS topic, whose
+only subscriber is the hub's alarm intake queue (``rootwatch.program.hub``); and, in every
+region, EventBridge rules sending root activity and tampering straight to the hub's bus.
+Every child is created through the account's own provider. No human endpoint here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
@@ -23,10 +24,15 @@ from rootwatch.program.chain import (
     LOG_GROUP_NAME,
     METRIC_FILTER_NAME,
     TRAIL_ROLE_NAME,
+    HubRef,
     RootActivityMonitorArgs,
 )
 from rootwatch.program.organization import Account
 from rootwatch.program.settings import RootwatchSettings, Subscription
+
+
+def intake_queue_arn(hub_account_id: str, hub_region: str) -> str:
+    return f"arn:{partition(hub_region)}:sqs:{hub_region}:{hub_account_id}:{realtime.HUB_QUEUE_NAME}"
 
 
 def trail_arn(account_id: str, region: str, trail_name: str) -> str:
@@ -163,8 +169,10 @@ class RootActivityMonitor(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self.account = args.account
         self.severity = args.severity
-        self.levels = tuple(args.levels)
-        self.routes = args.routes
+        # Levels this account's alerts can reach and the hub's routes for them (the summary shows them;
+        # the subscriptions themselves are the hub's). ``args.levels`` is the local topic's level.
+        self.levels = tuple(args.settings.levels_for(args.severity, args.account.id))
+        self.routes = args.settings.routes
         s = args.settings
         acct = args.account.id
         region = s.home_region
@@ -175,8 +183,12 @@ class RootActivityMonitor(pulumi.ComponentResource):
         # What guards a retained bucket stays with it: deleting BucketVersioning would suspend versioning.
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
 
+        hub = args.hub or HubRef(acct, region)
+        # One local topic, at the baseline level (the alarm's): the CIS chain needs it in the
+        # account (Security Hub CloudWatch.1), and the hub's queue is its one (confirmed) subscriber.
         alerts = alerting.create_alert_topics(
-            name, acct, region, args.levels, args.routes, args.secret_endpoints, child, stateful, tags
+            name, acct, region, [args.severity], {}, False, child, stateful, tags,
+            hub=(hub.account_id, intake_queue_arn(hub.account_id, hub.region)),
         )
 
         if s.trail.mode == "managed":
@@ -258,9 +270,12 @@ class RootActivityMonitor(pulumi.ComponentResource):
 
     def _finish(self, name: str, args: RootActivityMonitorArgs, alerts: Any, child: pulumi.ResourceOptions) -> None:
         s = args.settings
-        # EventBridge in every region -> formatter -> the severity's route (rootwatch.program.realtime).
-        rt_args = dataclasses.replace(args, logs_key_arn=self.trail_key.arn) if self.trail_key else args
-        self.realtime = realtime.create_realtime(self, name, rt_args, alerts, child) if s.realtime.enabled else None
+        hub = args.hub or HubRef(args.account.id, s.home_region)
+        # EventBridge in every region -> the hub's bus (rootwatch.program.realtime).
+        self.realtime = (
+            realtime.create_realtime(self, name, args, alerts.topics[args.severity].arn, hub, alerts.key.key_id, child)
+            if s.realtime.enabled else None
+        )
         self.topic_arns = {lvl: t.arn for lvl, t in alerts.topics.items()}
         self.register_outputs(
             {
@@ -406,19 +421,23 @@ class RootActivityMonitor(pulumi.ComponentResource):
         )
 
 
-def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_keys: set[str]) -> RootActivityMonitor:
-    """One monitor per account, through that account's own provider."""
+def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_keys: set[str],
+           provider: Any = None, hub: HubRef | None = None) -> RootActivityMonitor:
+    """One monitor per account, through that account's own provider (``provider``, else made here)."""
     from rootwatch.program import organization
 
     baseline = organization.baseline_severity(settings, account)
-    provider = organization.provider_for(account, settings, stack)
+    if provider is None:
+        provider = organization.provider_for(account, settings, stack)
     args = RootActivityMonitorArgs(
         account=account,
         settings=settings,
         severity=baseline,
-        levels=settings.levels_for(baseline, account.id),
-        routes=settings.routes,
+        # The local topic's level; the hub's topics cover every level the account can reach.
+        levels=[baseline],
+        routes={},
         secret_endpoints="routes" in secret_keys,
         tags=organization.managed_tags(stack),
+        hub=hub,
     )
     return RootActivityMonitor(f"rootwatch-{account.id}", args, pulumi.ResourceOptions(provider=provider))

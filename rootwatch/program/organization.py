@@ -53,6 +53,10 @@ class Scope:
     management_account_id: str | None
     accounts: tuple[Account, ...]
     skipped: tuple[Skipped, ...]
+    # The alert hub's account (rootwatch:hub.accountId), found among all candidates (in scope or not).
+    hub: Account | None = None
+    # The organization's id (o-...), for the hub bus policy; None when unknown (source "list").
+    organization_id: str | None = None
 
 
 def matches(match: AccountMatch, account: Account) -> bool:
@@ -139,6 +143,30 @@ def _needs_tags(settings: RootwatchSettings) -> bool:
     return any(r.match.tags for r in settings.severity.rules)
 
 
+def find_hub(settings: RootwatchSettings, candidates: Iterable[Account]) -> Account:
+    """The hub account among every account of the organization (or the explicit list), refused
+    with one line naming the key when it is missing, unknown or not active."""
+    from rootwatch.core.errors import ConfigError
+
+    if settings.hub is None:
+        raise ConfigError(["rootwatch:hub.accountId: required: the account that receives every alert and holds "
+                           "the human routes (usually a security-tooling account)"])
+    wanted = settings.hub.account_id
+    found = next((a for a in candidates if a.id == wanted), None)
+    where = "accounts.list" if settings.accounts.source == "list" else "the organization"
+    if found is None:
+        raise ConfigError([f"rootwatch:hub.accountId: account {wanted} is not in {where}"])
+    if found.state != ACTIVE:
+        raise ConfigError([f"rootwatch:hub.accountId: account {wanted} is {found.state}, not ACTIVE"])
+    return found
+
+
+def with_hub(scope: Scope, settings: RootwatchSettings, candidates: Iterable[Account], org_id: str | None) -> Scope:
+    from dataclasses import replace
+
+    return replace(scope, hub=find_hub(settings, candidates), organization_id=org_id)
+
+
 def discover(settings: RootwatchSettings) -> Scope:
     """Resolve the accounts in scope: from config (source 'list') or the Organizations API.
 
@@ -154,11 +182,13 @@ def discover(settings: RootwatchSettings) -> Scope:
             Account(e.id, e.name, e.email or "", ACTIVE, (e.ou,) if e.ou else (), e.tags, e.id == caller)
             for e in settings.accounts.list
         ]
-        scope = select(accounts, settings, caller if any(a.is_management for a in accounts) else None)
+        org_id = settings.hub.organization_id if settings.hub else None
+        scope = with_hub(select(accounts, settings, caller if any(a.is_management for a in accounts) else None),
+                         settings, accounts, org_id)
     else:
-        accounts, management_id = _walk_organization(settings, aws.organizations)
+        accounts, management_id, org_id = _walk_organization(settings, aws.organizations)
         check_caller(caller, management_id, accounts, lambda: _delegated_admins(aws.organizations))
-        scope = select(accounts, settings, management_id)
+        scope = with_hub(select(accounts, settings, management_id), settings, accounts, org_id)
     check_removals(settings, scope)
     return scope
 
@@ -203,7 +233,7 @@ def check_removals(settings: RootwatchSettings, scope: Scope) -> None:
         )
 
 
-def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[Account], str]:
+def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[Account], str, str | None]:
     """Read the organization: accounts and states, then the OU tree for each account's path."""
     org = orgs.get_organization()  # type: ignore[attr-defined]
     mgmt = org.master_account_id
@@ -234,7 +264,7 @@ def _walk_organization(settings: RootwatchSettings, orgs: object) -> tuple[list[
             Account(a.id, a.name, a.email, state, path, tags_of(a.id) if state == ACTIVE else {}, a.id == mgmt,
                     ou_names.get(path[-1], "") if path else "")
         )
-    return accounts, mgmt
+    return accounts, mgmt, getattr(org, "id", None) or None
 
 
 def provider_for(account: Account, settings: RootwatchSettings, stack: str) -> "object":

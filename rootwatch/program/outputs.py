@@ -16,7 +16,9 @@ from rootwatch.program.organization import Scope
 from rootwatch.program.settings import RootwatchSettings
 
 
-def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor]) -> None:
+def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor], hub: Any = None) -> None:
+    if hub is not None:
+        pulumi.export("hub", hub.summary())
     pulumi.export(
         "accounts",
         {
@@ -119,7 +121,7 @@ async def _engine_view(res: pulumi.Resource, typ: str, name: str, props: Mapping
 
 
 def account_summary(m: RootActivityMonitor) -> dict[str, Any]:
-    """Name, baseline severity and routes as deployed: shared by `accounts` and `compliance`."""
+    """Name, baseline severity and the hub routes its alerts reach: shared by `accounts` and `compliance`."""
     return {
         "name": m.account.name,
         "severity": m.severity.value,

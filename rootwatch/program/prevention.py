@@ -207,21 +207,18 @@ class OrganizationPrevention(pulumi.ComponentResource):
                 tags=tags,
                 opts=opts,
             )
-            if region == home:
-                realtime._invoke_formatter(  # noqa: SLF001 - the monitor's own delivery path
-                    f"{name}-tamper-target-{region}", f"{name}-tamper-permission-{region}", rule, rt.function,
-                    rt.dead_letter_queue, home, opts)
-            elif rt.forwarder_role is not None:
-                aws.cloudwatch.EventTarget(
-                    f"{name}-tamper-target-{region}",
-                    rule=rule.name,
-                    target_id="rootwatch-forward-home",
-                    arn=realtime.event_bus_arn(monitor.account.id, home),  # type: ignore[union-attr]
-                    role_arn=rt.forwarder_role.arn,
-                    retry_policy=realtime._retry(),  # noqa: SLF001 - the same retries as the root rules
-                    region=region,
-                    opts=opts,
-                )
+            # Straight to the hub's bus like the member's own rules; the hub's rule for non-root
+            # CloudTrail events routes them to the formatter, which words them as tamper alerts.
+            aws.cloudwatch.EventTarget(
+                f"{name}-tamper-target-{region}",
+                rule=rule.name,
+                target_id=realtime.HUB_TARGET_ID,
+                arn=realtime.hub_bus_arn(s.hub.account_id, s.hub_region) if s.hub else None,
+                role_arn=rt.forwarder_role.arn,
+                retry_policy=realtime._retry(),  # noqa: SLF001 - the same retries as the root rules
+                region=region,
+                opts=opts,
+            )
             rules.append(rule)
         return rules
 

@@ -1,22 +1,26 @@
-"""The real-time path: EventBridge in every region -> alert formatter -> the severity's route.
+"""The real-time path, member side: EventBridge in every region -> the hub's event bus.
 
-Per account (all through the account's one provider, per-resource ``region=``):
+Per member account (all through the account's one provider, per-resource ``region=``):
 
-- in every configured region, the rule ``rootwatch-root-activity`` (the detection
-  model's extended pattern, state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS so
-  read-only root calls match) and one target. Outside the home region the target
-  is the home region's default event bus, through one forwarding role per
-  account allowed only events:PutEvents on that bus; the home rule then matches
-  the forwarded event again. So per region: a rule and a target, nothing more;
-- in the home region: the formatter Lambda (``rootwatch.lambdas.formatter`` plus the
-  detection code it uses: the package's own files), its role, an on-failure
-  destination to the critical topic, an encrypted SQS dead-letter queue for
-  EventBridge deliveries, and the tamper rule ``rootwatch-tamper`` (critical,
-  through the formatter).
+- in every region the account can use, the rule ``rootwatch-root-activity`` (the
+  detection model's extended pattern, plus the AssumeRoot caller side and changes
+  to rootwatch's own rules; state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS so
+  read-only root calls match) with ONE target: the hub's event bus
+  ``rootwatch-alerts`` (cross-account), through one forwarding role per account
+  allowed only events:PutEvents on that bus;
+- the tamper rule ``rootwatch-tamper`` in the home region, and in the global-events
+  region (us-east-1: IAM changes to rootwatch's roles arrive only there), targeting
+  the hub bus the same way;
+- one alarm on the home region rules' ``FailedInvocations``: a hop to the hub that
+  fails pages through the account's alarm topic (and so the hub's intake queue).
+
+No Lambda, dead-letter queue or human endpoint in members: the formatter, routes,
+windows and queues live in the hub (``rootwatch.program.hub``).
 
 Why us-east-1 is always in the list: IAM and Organizations events (global
 services) are delivered only there; sign-in and STS events arrive in the
-region of the endpoint used, hence every enabled region.
+region of the endpoint used, hence every enabled region (minus the ones an
+account cannot use: ``realtime.regionOverrides``).
 """
 
 from __future__ import annotations
@@ -33,27 +37,20 @@ import pulumi
 import pulumi_aws as aws
 
 from rootwatch.core.arns import partition
-from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
-from rootwatch.lambdas.formatter import (
-    ENV_ACCOUNT,
-    ENV_BREAK_GLASS,
-    ENV_RUNBOOK,
-    ENV_SEVERITY,
-    ENV_TOPICS,
-    TAMPER_CALLS,
-)
-from rootwatch.program.alerting import KEY_ALIAS, TOPIC_PREFIX, topic_arn
+from rootwatch.lambdas.formatter import TAMPER_CALLS
+from rootwatch.program.alerting import KEY_ALIAS
 from rootwatch.program.chain import (
     LOG_GROUP_NAME,
     METRIC_FILTER_NAME,
+    HubRef,
     RootActivityMonitorArgs,
 )
-from rootwatch.program.organization import Account
-from rootwatch.program.settings import RootwatchSettings, windows_json
+from rootwatch.program.organization import Account, matches
+from rootwatch.program.settings import RootwatchSettings
 
 if TYPE_CHECKING:
-    from rootwatch.program.alerting import AlertTopics
+    pass
 
 # The 17 regions enabled by default in every account (those launched before
 # March 2019); opt-in regions go in realtime.extraRegions.
@@ -80,6 +77,13 @@ FORMATTER_ROLE_NAME = "rootwatch-alert-formatter"
 FORWARDER_ROLE_NAME = "rootwatch-event-forwarder"
 DLQ_NAME = "rootwatch-realtime-dlq"
 DLQ_ALARM_NAME = "rootwatch-realtime-dlq"
+# The hub's custom event bus: every member rule sends there.
+HUB_BUS_NAME = "rootwatch-alerts"
+HUB_TARGET_ID = "rootwatch-hub"
+DELIVERY_ALARM_NAME = "rootwatch-event-delivery"
+# Names of the hub's resources: the tamper rule watches them too (in the hub account).
+HUB_QUEUE_NAME = "rootwatch-alarm-intake"
+HUB_TABLE_NAME = "rootwatch-root-sessions"
 RUNTIME = "python3.12"
 HANDLER = "rootwatch.lambdas.formatter.handler"
 FORMATTER_ENTRY = "rootwatch.lambdas.formatter"
@@ -104,6 +108,17 @@ def regions_for(settings: RootwatchSettings) -> list[str]:
     rt = settings.realtime
     wanted = [home, GLOBAL_EVENTS_REGION[part], *(rt.regions or _PARTITION_REGIONS[part]), *rt.extra_regions]
     return list(dict.fromkeys(wanted))
+
+
+def account_regions(settings: RootwatchSettings, account: Account) -> tuple[list[str], list[str]]:
+    """(regions with rules, regions left out) for one account: ``realtime.regionOverrides`` removes
+    the regions an account cannot use (an SCP denies them, an opt-in region it has not enabled)."""
+    regions = regions_for(settings)
+    for override in settings.realtime.region_overrides:
+        if matches(override.match, account):
+            left_out = [r for r in regions if r in override.exclude]
+            return [r for r in regions if r not in override.exclude], left_out
+    return regions, []
 
 
 # -- patterns -------------------------------------------------------------------------------
@@ -148,6 +163,10 @@ def event_bus_arn(account_id: str, region: str) -> str:
     return f"arn:{partition(region)}:events:{region}:{account_id}:event-bus/default"
 
 
+def hub_bus_arn(hub_account_id: str, hub_region: str) -> str:
+    return f"arn:{partition(hub_region)}:events:{hub_region}:{hub_account_id}:event-bus/{HUB_BUS_NAME}"
+
+
 def rule_arn(account_id: str, region: str, name: str) -> str:
     return f"arn:{partition(region)}:events:{region}:{account_id}:rule/{name}"
 
@@ -161,10 +180,11 @@ def formatter_log_group_arn(account_id: str, region: str) -> str:
 
 
 def deployer_caller_prefix(account: Account, settings: RootwatchSettings) -> str | None:
-    """Caller-ARN prefix of the identity that deploys rootwatch into this account.
+    """Caller ARN of the identity that deploys rootwatch into this account (matched exactly, never as a prefix:
+    a prefix ``.../rootwatch`` would also exempt a session named ``rootwatch-anything``).
 
     Members: the provider's assumed-role session (role and session name), as
-    CloudTrail shows it. Management: the configured deployer, if any.
+    CloudTrail shows it. Management: the configured deployer session, if any.
     """
     if account.is_management:
         return settings.realtime.management_deployer_arn
@@ -191,13 +211,13 @@ def forwarder_trust_policy(account_id: str) -> dict[str, Any]:
     return _service_trust("events.amazonaws.com", account_id)
 
 
-def forwarder_policy(account_id: str, home_region: str) -> dict[str, Any]:
-    # Only PutEvents, only on the home region's default bus.
+def forwarder_policy(hub_account_id: str, hub_region: str) -> dict[str, Any]:
+    # Only PutEvents, only on the hub's alert bus.
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ForwardToHomeBus", "Effect": "Allow", "Action": "events:PutEvents",
-             "Resource": event_bus_arn(account_id, home_region)}
+            {"Sid": "ForwardToHubBus", "Effect": "Allow", "Action": "events:PutEvents",
+             "Resource": hub_bus_arn(hub_account_id, hub_region)}
         ],
     }
 
@@ -276,6 +296,11 @@ class TamperNames:
     key_alias: str
     rule_prefix: str  # rules are named rootwatch-*
     function: str
+    # Roles, queues, bus and table (the last three exist in the hub account only).
+    role_prefix: str = NAME_PREFIX
+    queue_prefix: str = NAME_PREFIX
+    bus: str = HUB_BUS_NAME
+    table: str = HUB_TABLE_NAME
 
 
 def _trail_values(trail: str) -> list[Any]:
@@ -283,40 +308,98 @@ def _trail_values(trail: str) -> list[Any]:
     return [trail, {"suffix": f":trail/{trail}"}]
 
 
+def _calls(source: str) -> list[str]:
+    return list(next(names for src, names in TAMPER_CALLS if src == source))
+
+
+def _rule_branches(n: TamperNames) -> list[tuple[list[Any], str, list[Any]]]:
+    """Changes to rootwatch's rules and targets (these exist in every region)."""
+    return [
+        (["DeleteRule", "DisableRule", "PutRule"], "name", [{"prefix": n.rule_prefix}]),
+        (["RemoveTargets", "PutTargets"], "rule", [{"prefix": n.rule_prefix}]),
+    ]
+
+
 def _branches(n: TamperNames) -> list[dict[str, Any]]:
-    """One branch per request parameter: {eventName: [...], requestParameters: {param: [...]}}."""
+    """Member resources, one branch per request parameter: {eventName: [...], requestParameters: {param: [...]}}."""
     name_events: list[str] = ["DeleteRule", "DisableRule", "PutRule"]
     name_values: list[Any] = [{"prefix": n.rule_prefix}]
     if n.trail:
         name_events = ["StopLogging", "DeleteTrail", "UpdateTrail", *name_events]
         name_values = [*_trail_values(n.trail), *name_values]
     topic = {"wildcard": f"*:{n.topic_prefix}*"}
-    lambda_events = next(names for src, names in TAMPER_CALLS if src == "lambda.amazonaws.com")
     spec: list[tuple[list[Any], str, list[Any]]] = [
         (name_events, "name", name_values),
         (["DeleteLogGroup", "PutRetentionPolicy"], "logGroupName", [n.log_group]),
-        (["DeleteMetricFilter"], "filterName", [n.metric_filter]),
+        (["DeleteMetricFilter", "PutMetricFilter"], "filterName", [n.metric_filter]),
         (["DeleteAlarms", "DisableAlarmActions"], "alarmNames", [{"prefix": n.alarm_prefix}]),
         (["PutMetricAlarm"], "alarmName", [{"prefix": n.alarm_prefix}]),
         (["DeleteTopic", "SetTopicAttributes"], "topicArn", [topic]),
-        (["Unsubscribe"], "subscriptionArn", [topic]),
+        (["Unsubscribe", "SetSubscriptionAttributes"], "subscriptionArn", [topic]),
         # Keys are addressed by id, key ARN (ends in the id), alias or alias ARN.
         (["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy"], "keyId",
          [n.key_id, {"suffix": f"/{n.key_id}"}, n.key_alias, {"suffix": f":{n.key_alias}"}]),
-        (["RemoveTargets"], "rule", [{"prefix": n.rule_prefix}]),
-        ([{"prefix": e} for e in lambda_events], "functionName", [n.function, {"suffix": f":function:{n.function}"}]),
+        (["RemoveTargets", "PutTargets"], "rule", [{"prefix": n.rule_prefix}]),
+        # rootwatch's roles (trail delivery, event forwarding); IAM events arrive in us-east-1 only.
+        (_calls("iam.amazonaws.com"), "roleName", [{"prefix": n.role_prefix}]),
     ]
     if n.trail:
         spec.insert(1, (["PutEventSelectors"], "trailName", _trail_values(n.trail)))
     return [{"eventName": events, "requestParameters": {param: values}} for events, param, values in spec]
 
 
-def tamper_pattern(names: TamperNames, exempt_caller_prefix: str | None) -> dict[str, Any]:
-    """The EventBridge pattern of the tamper rule for one account."""
+def hub_branches(n: TamperNames, key_id: str) -> list[dict[str, Any]]:
+    """The hub's own resources: formatter, queues, bus, sessions table, topics, key, roles, rules."""
+    topic = {"wildcard": f"*:{n.topic_prefix}*"}
+    spec: list[tuple[list[Any], str, list[Any]]] = [
+        (["DeleteRule", "DisableRule", "PutRule", "DeleteEventBus"], "name", [{"prefix": n.rule_prefix}]),
+        (["RemoveTargets", "PutTargets"], "rule", [{"prefix": n.rule_prefix}]),
+        (["PutPermission", "RemovePermission"], "eventBusName", [n.bus]),
+        # Lambda's CloudTrail event names carry API versions (DeleteFunction20150331): prefixes.
+        ([{"prefix": e} for e in _calls("lambda.amazonaws.com")], "functionName", [{"wildcard": f"*{n.function}"}]),
+        (_calls("sqs.amazonaws.com"), "queueUrl", [{"wildcard": f"*/{n.queue_prefix}*"}]),
+        (_calls("dynamodb.amazonaws.com"), "tableName", [n.table]),
+        (["DeleteTopic", "SetTopicAttributes"], "topicArn", [topic]),
+        (["Unsubscribe", "SetSubscriptionAttributes"], "subscriptionArn", [topic]),
+        (["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy"], "keyId", [key_id, {"suffix": f"/{key_id}"}]),
+        (["DeleteAlarms", "DisableAlarmActions"], "alarmNames", [{"prefix": n.alarm_prefix}]),
+        (["PutMetricAlarm"], "alarmName", [{"prefix": n.alarm_prefix}]),
+        (_calls("iam.amazonaws.com"), "roleName", [{"prefix": n.role_prefix}]),
+    ]
+    return [{"eventName": events, "requestParameters": {param: values}} for events, param, values in spec]
+
+
+def _non_root_call(exempt_caller: str | None) -> dict[str, Any]:
     identity: dict[str, Any] = {"type": [{"anything-but": "Root"}]}
-    if exempt_caller_prefix:
-        identity["arn"] = [{"anything-but": {"prefix": exempt_caller_prefix}}]
-    return {"detail-type": [TAMPER_DETAIL_TYPE], "detail": {"userIdentity": identity, "$or": _branches(names)}}
+    if exempt_caller:
+        # Exact session ARN; anything-but also requires the ARN to exist (AWS service principals have none).
+        identity["arn"] = [{"anything-but": exempt_caller}]
+    return identity
+
+
+def tamper_pattern(names: TamperNames, exempt_caller_prefix: str | None,
+                   branches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The EventBridge pattern of a tamper rule (CloudTrail-delivered events only: aws.*)."""
+    return {"source": [{"prefix": "aws."}], "detail-type": [TAMPER_DETAIL_TYPE],
+            "detail": {"userIdentity": _non_root_call(exempt_caller_prefix),
+                       "$or": branches if branches is not None else _branches(names)}}
+
+
+def assume_root_pattern() -> dict[str, Any]:
+    """The caller side of sts:AssumeRoot (any region): the hub keeps it to label the member-side session."""
+    return {"source": ["aws.sts"], "detail-type": [TAMPER_DETAIL_TYPE], "detail": {"eventName": ["AssumeRoot"]}}
+
+
+def member_pattern(names: TamperNames | None, exempt_caller: str | None) -> dict[str, Any]:
+    """The member rule ``rootwatch-root-activity`` in one region: root activity, AssumeRoot openings, and
+    where no tamper rule runs (``names`` given) changes to rootwatch's own rules in that region."""
+    branches = [root_pattern(), assume_root_pattern()]
+    if names is not None:
+        for events, param, values in _rule_branches(names):
+            branches.append({"source": [{"prefix": "aws."}], "detail-type": [TAMPER_DETAIL_TYPE],
+                             "detail": {"userIdentity": _non_root_call(exempt_caller), "eventName": events,
+                                        "requestParameters": {param: values}}})
+    return {"$or": branches}
 
 
 def render(pattern: Mapping[str, Any]) -> str:
@@ -331,7 +414,7 @@ def tamper_names(settings: RootwatchSettings, key_id: str) -> TamperNames:
         log_group=LOG_GROUP_NAME if managed else (settings.trail.log_group_name or LOG_GROUP_NAME),
         metric_filter=METRIC_FILTER_NAME,
         alarm_prefix=NAME_PREFIX,
-        topic_prefix=f"{TOPIC_PREFIX}-",
+        topic_prefix=NAME_PREFIX,
         key_id=key_id,
         key_alias=KEY_ALIAS,
         rule_prefix=NAME_PREFIX,
@@ -395,27 +478,12 @@ def _formatter_files() -> tuple[tuple[str, str], ...]:
     return tuple((arc, str(path)) for arc, path in lambda_modules().items())
 
 
-def formatter_archive() -> pulumi.AssetArchive:
-    """The formatter's code: the package's own files, not a copy."""
-    return pulumi.AssetArchive({arc: pulumi.FileAsset(path) for arc, path in _formatter_files()})
-
-
-def formatter_environment(
-    account: Account, settings: RootwatchSettings, baseline: Severity, levels: Sequence[Severity]
-) -> dict[str, str]:
-    """Everything the formatter needs, as strings: topic ARNs only, never an endpoint."""
-    region = settings.home_region
-    env = {
-        ENV_ACCOUNT: json.dumps({"id": account.id, "name": account.name, "ou": account.ou, "ouName": account.ou_name,
-                                 "baseline": baseline.value}, separators=(",", ":")),
-        ENV_TOPICS: json.dumps({lvl.value: topic_arn(account.id, region, lvl) for lvl in levels}, separators=(",", ":")),
-        ENV_SEVERITY: json.dumps({c.value: s.value for c, s in settings.realtime.matrix_row(baseline).items()},
-                                 separators=(",", ":")),
-        ENV_BREAK_GLASS: windows_json(settings.break_glass.windows_for(account.id)),
-    }
-    if settings.runbook_url:
-        env[ENV_RUNBOOK] = settings.runbook_url
-    return env
+def formatter_archive(extra: Mapping[str, str] | None = None) -> pulumi.AssetArchive:
+    """The formatter's code: the package's own files, not a copy; ``extra`` adds generated files
+    (archive path -> text), e.g. the account directory."""
+    assets: dict[str, Any] = {arc: pulumi.FileAsset(path) for arc, path in _formatter_files()}
+    assets.update({arc: pulumi.StringAsset(text) for arc, text in (extra or {}).items()})
+    return pulumi.AssetArchive(assets)
 
 
 # -- warnings -------------------------------------------------------------------------------------
@@ -438,18 +506,20 @@ def expired_window_warnings(settings: RootwatchSettings, account_id: str, now: d
 class RealtimeResources:
     regions: list[str]
     rules: Mapping[str, aws.cloudwatch.EventRule]
-    function: aws.lambda_.Function
-    dead_letter_queue: aws.sqs.Queue
-    tamper_rule: aws.cloudwatch.EventRule | None
-    forwarder_role: aws.iam.Role | None
+    tamper_rules: Mapping[str, aws.cloudwatch.EventRule]
+    forwarder_role: aws.iam.Role
+    skipped_regions: list[str]
+
+    @property
+    def tamper_rule(self) -> aws.cloudwatch.EventRule | None:
+        return next(iter(self.tamper_rules.values()), None)
 
     def outputs(self) -> dict[str, Any]:
         return {
             "regions": self.regions,
             "ruleArns": {r: rule.arn for r, rule in self.rules.items()},
-            "functionArn": self.function.arn,
-            "deadLetterQueueArn": self.dead_letter_queue.arn,
-            "tamperRuleArn": self.tamper_rule.arn if self.tamper_rule else None,
+            "tamperRuleArns": {r: rule.arn for r, rule in self.tamper_rules.items()},
+            "skippedRegions": self.skipped_regions,
         }
 
 
@@ -459,239 +529,173 @@ def _retry() -> aws.cloudwatch.EventTargetRetryPolicyArgs:
     )
 
 
+def tamper_regions(settings: RootwatchSettings, regions: Sequence[str]) -> list[str]:
+    """The home region (rootwatch's resources) and the global-events region (IAM), if the account uses it."""
+    home = settings.home_region
+    return [r for r in dict.fromkeys([home, GLOBAL_EVENTS_REGION[partition(home)]]) if r in regions]
+
+
+def tamper_rule_resource_name(name: str, region: str, home: str) -> str:
+    # The home region's rule keeps its name from before the hub (URNs are forever).
+    return f"{name}-tamper-rule" if region == home else f"{name}-tamper-rule-{region}"
+
+
 def create_realtime(
     monitor: pulumi.ComponentResource,
     name: str,
     args: "RootActivityMonitorArgs",
-    alerts: "AlertTopics",
+    alarm_topic: pulumi.Input[str],
+    hub: HubRef,
+    key_id: pulumi.Output[str],
     opts: pulumi.ResourceOptions,
 ) -> RealtimeResources:
-    """The real-time children of one account's monitor.
+    """The real-time children of one member account's monitor.
 
-    ``monitor`` is the parent component; ``opts`` already carries parent=monitor,
-    so every child inherits the account's provider.
+    ``opts`` already carries parent=monitor, so every child inherits the account's provider.
+    ``alarm_topic`` is the account's local alarm topic: its only subscriber is the hub's queue.
     """
     s, account = args.settings, args.account
     acct, home = account.id, s.home_region
     tags = dict(args.tags)
-    regions = regions_for(s)
-    # Logged without a resource: a resource-bound log waits for the URN and can be lost at exit.
-    for msg in expired_window_warnings(s, acct):
-        pulumi.log.warn(msg)
+    regions, skipped = account_regions(s, account)
+    if skipped:
+        pulumi.log.warn(f"account {acct}: no real-time rules in {', '.join(skipped)} "
+                        "(rootwatch:realtime.regionOverrides: the account cannot use these regions)")
+    exempt = deployer_caller_prefix(account, s)
+    if exempt is None and s.realtime.tamper:
+        pulumi.log.warn(
+            f"account {acct}: realtime.managementDeployerArn is not set, so deploying rootwatch into the "
+            "management account raises tamper alerts")
 
-    rule_names = [RULE_NAME, *([TAMPER_RULE_NAME] if s.realtime.tamper else [])]
-    queue = aws.sqs.Queue(
-        f"{name}-dlq",
-        name=DLQ_NAME,
-        sqs_managed_sse_enabled=True,
-        message_retention_seconds=DLQ_RETENTION_SECONDS,
-        policy=json.dumps(dlq_policy(acct, home, rule_names)),
-        region=home,
+    role = aws.iam.Role(
+        f"{name}-forwarder-role",
+        name=FORWARDER_ROLE_NAME,
+        description="rootwatch: sends root-activity and tamper events to the hub's alert bus",
+        assume_role_policy=json.dumps(forwarder_trust_policy(acct)),
         tags=tags,
         opts=opts,
     )
-    # The function depends on its log group: a function that runs first creates it (ResourceAlreadyExists).
-    logs = _delivery_watch(name, args, alerts, opts, tags)
-    function = _formatter(name, args, alerts, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[logs])), tags)
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-forwarder-role-policy",
+        name=FORWARDER_ROLE_NAME,
+        role=role.id,
+        policy=json.dumps(forwarder_policy(hub.account_id, hub.region)),
+        opts=opts,
+    )
+    # EventBridge checks the role when the target is created.
+    target_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role_policy]))
 
-    forwarder = None
-    if any(r != home for r in regions):
-        forwarder = aws.iam.Role(
-            f"{name}-forwarder-role",
-            name=FORWARDER_ROLE_NAME,
-            description="rootwatch: forwards root-activity events to the home region's event bus",
-            assume_role_policy=json.dumps(forwarder_trust_policy(acct)),
-            inline_policies=[aws.iam.RoleInlinePolicyArgs(name=FORWARDER_ROLE_NAME, policy=json.dumps(forwarder_policy(acct, home)))],
-            tags=tags,
-            opts=opts,
+    def send_to_hub(target_name: str, rule: aws.cloudwatch.EventRule, region: str) -> None:
+        aws.cloudwatch.EventTarget(
+            target_name,
+            rule=rule.name,
+            target_id=HUB_TARGET_ID,
+            arn=hub_bus_arn(hub.account_id, hub.region),
+            role_arn=role.arn,
+            retry_policy=_retry(),
+            region=region,
+            opts=target_opts,
         )
 
-    pattern = json.dumps(root_pattern(), separators=(",", ":"))
+    with_tamper = tamper_regions(s, regions) if s.realtime.tamper else []
+    names = key_id.apply(lambda k: tamper_names(s, k))
     rules: dict[str, aws.cloudwatch.EventRule] = {}
+    tamper_rules: dict[str, aws.cloudwatch.EventRule] = {}
     for region in regions:
+        # Where no tamper rule runs, the root rule also watches rootwatch's rules of that region.
+        covers_rules = s.realtime.tamper and region not in with_tamper
+        pattern = names.apply(lambda n, c=covers_rules: render(member_pattern(n if c else None, exempt)))
         rule = aws.cloudwatch.EventRule(
             f"{name}-rule-{region}",
             name=RULE_NAME,
-            description="rootwatch: root-user activity (extended detection rule)",
+            description="rootwatch: root-user activity (extended detection rule), to the alert hub",
             event_pattern=pattern,
             state=RULE_STATE,
             region=region,
             tags=tags,
             opts=opts,
         )
-        if region == home:
-            _invoke_formatter(f"{name}-target-{region}", f"{name}-permission-{region}", rule, function, queue, home, opts)
-        else:
-            aws.cloudwatch.EventTarget(
-                f"{name}-target-{region}",
-                rule=rule.name,
-                target_id="rootwatch-forward-home",
-                arn=event_bus_arn(acct, home),
-                role_arn=forwarder.arn,  # type: ignore[union-attr]
-                retry_policy=_retry(),
-                region=region,
-                opts=opts,
-            )
+        send_to_hub(f"{name}-target-{region}", rule, region)
         rules[region] = rule
+        if region in with_tamper:
+            tamper_rules[region] = _tamper(name, args, names, exempt, region, opts, tags)
+            send_to_hub("-".join([tamper_rule_resource_name(name, region, home).replace("-rule", "-target")]),
+                        tamper_rules[region], region)
+    # CloudWatch alarm actions reach topics of the alarm's own region only, so the home region's
+    # alarm (both rules there) is the one that can page; see docs/realtime.md for the other regions.
+    _delivery_alarm(name, args, home, [RULE_NAME, *([TAMPER_RULE_NAME] if home in with_tamper else [])],
+                    alarm_topic, opts, tags)
+    return RealtimeResources(regions, rules, tamper_rules, role, skipped)
 
-    tamper_rule = _tamper(name, args, alerts, function, queue, opts, tags) if s.realtime.tamper else None
-    return RealtimeResources(regions, rules, function, queue, tamper_rule, forwarder)
+
+def delivery_alarm_metrics(rule_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Metric math: the sum of the rules' FailedInvocations (one alarm per region)."""
+    queries: list[dict[str, Any]] = [
+        {"id": f"f{i}", "return_data": False,
+         "metric": {"namespace": "AWS/Events", "metric_name": "FailedInvocations", "dimensions": {"RuleName": n},
+                    "period": 300, "stat": "Sum"}}
+        for i, n in enumerate(rule_names)
+    ]
+    expr = " + ".join(f"FILL(f{i}, 0)" for i in range(len(rule_names)))
+    queries.append({"id": "failed", "expression": expr, "label": "FailedInvocations", "return_data": True})
+    return queries
 
 
-def _delivery_watch(
-    name: str, args: "RootActivityMonitorArgs", alerts: "AlertTopics", opts: pulumi.ResourceOptions, tags: dict[str, str]
-) -> aws.cloudwatch.LogGroup:
-    """Alerts that could not be delivered must page someone, and the formatter's logs must not pile up forever."""
-    s, home = args.settings, args.settings.home_region
-    logs = aws.cloudwatch.LogGroup(
-        f"{name}-formatter-logs",
-        name=f"/aws/lambda/{FUNCTION_NAME}",
-        retention_in_days=s.trail.retention_days,
-        kms_key_id=args.logs_key_arn,  # the trail key (monitor.py), whose policy names this group
-        region=home,
-        tags=tags,
-        opts=opts,
-    )
-    # Anything in the DLQ is an alert EventBridge gave up on after 24 h of retries.
-    aws.cloudwatch.MetricAlarm(
-        f"{name}-dlq-alarm",
-        name=DLQ_ALARM_NAME,
-        alarm_description=f"rootwatch: real-time root alerts for account {args.account.name} ({args.account.id}) "
-        f"could not be delivered; read them from the SQS queue {DLQ_NAME}",
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": DLQ_NAME},
-        statistic="Maximum",
-        period=300,
+def _delivery_alarm(
+    name: str, args: "RootActivityMonitorArgs", region: str, rule_names: Sequence[str], topic: pulumi.Input[str],
+    opts: pulumi.ResourceOptions, tags: dict[str, str],
+) -> aws.cloudwatch.MetricAlarm:
+    """A hop to the hub that failed (after EventBridge's 24 h of retries, or at once when denied) pages."""
+    return aws.cloudwatch.MetricAlarm(
+        f"{name}-delivery-alarm",
+        name=DELIVERY_ALARM_NAME,
+        alarm_description=f"rootwatch: events of account {args.account.name} ({args.account.id}) in {region} could not "
+        f"be delivered to the alert hub (EventBridge FailedInvocations of {', '.join(rule_names)})",
+        metric_queries=[
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=q["id"], expression=q.get("expression"), label=q.get("label"), return_data=q["return_data"],
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(**q["metric"]) if "metric" in q else None,
+            )
+            for q in delivery_alarm_metrics(rule_names)
+        ],
         evaluation_periods=1,
         threshold=1,
         comparison_operator="GreaterThanOrEqualToThreshold",
         treat_missing_data="notBreaching",
         actions_enabled=True,
-        alarm_actions=[alerts.topics[Severity.CRITICAL].arn],
-        region=home,
-        tags=tags,
-        opts=opts,
-    )
-    return logs
-
-
-def _formatter(
-    name: str, args: "RootActivityMonitorArgs", alerts: "AlertTopics", opts: pulumi.ResourceOptions, tags: dict[str, str]
-) -> aws.lambda_.Function:
-    s, acct, home = args.settings, args.account.id, args.settings.home_region
-    topics = [topic_arn(acct, home, lvl) for lvl in args.levels]
-    role = aws.iam.Role(
-        f"{name}-formatter-role",
-        name=FORMATTER_ROLE_NAME,
-        description="rootwatch: the alert formatter publishes to the alert topics",
-        assume_role_policy=json.dumps(formatter_trust_policy(acct)),
-        inline_policies=[
-            aws.iam.RoleInlinePolicyArgs(
-                name=FORMATTER_ROLE_NAME,
-                policy=alerts.key.arn.apply(lambda key: json.dumps(formatter_policy(acct, home, topics, key))),
-            )
-        ],
-        tags=tags,
-        opts=opts,
-    )
-    function = aws.lambda_.Function(
-        f"{name}-formatter",
-        name=FUNCTION_NAME,
-        description="rootwatch: formats root-activity and tamper events and routes them by severity",
-        runtime=RUNTIME,
-        handler=HANDLER,
-        code=formatter_archive(),
-        role=role.arn,
-        architectures=["arm64"],
-        memory_size=256,
-        timeout=30,
-        environment=aws.lambda_.FunctionEnvironmentArgs(
-            variables=formatter_environment(args.account, s, args.severity, args.levels)
-        ),
-        region=home,
-        tags=tags,
-        opts=opts,
-    )
-    aws.lambda_.FunctionEventInvokeConfig(
-        f"{name}-formatter-invoke-config",
-        function_name=function.name,
-        maximum_retry_attempts=2,
-        maximum_event_age_in_seconds=6 * 3600,
-        # A failed invocation still reaches people: the raw event goes to the critical route.
-        destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
-            on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
-                destination=alerts.topics[Severity.CRITICAL].arn
-            )
-        ),
-        region=home,
-        opts=opts,
-    )
-    return function
-
-
-def _invoke_formatter(
-    target_name: str,
-    permission_name: str,
-    rule: aws.cloudwatch.EventRule,
-    function: aws.lambda_.Function,
-    queue: aws.sqs.Queue,
-    region: str,
-    opts: pulumi.ResourceOptions,
-) -> None:
-    permission = aws.lambda_.Permission(
-        permission_name,
-        function=function.name,
-        action="lambda:InvokeFunction",
-        principal="events.amazonaws.com",
-        source_arn=rule.arn,
+        # The account's alarm topic (home region): its subscriber is the hub's queue.
+        alarm_actions=[topic],
         region=region,
+        tags=tags,
         opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        target_name,
-        rule=rule.name,
-        target_id=FUNCTION_NAME,
-        arn=function.arn,
-        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=queue.arn),
-        retry_policy=_retry(),
-        region=region,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[permission])),
     )
 
 
 def _tamper(
     name: str,
     args: "RootActivityMonitorArgs",
-    alerts: "AlertTopics",
-    function: aws.lambda_.Function,
-    queue: aws.sqs.Queue,
+    names: pulumi.Output[TamperNames],
+    exempt: str | None,
+    region: str,
     opts: pulumi.ResourceOptions,
     tags: dict[str, str],
 ) -> aws.cloudwatch.EventRule:
-    s, account, home = args.settings, args.account, args.settings.home_region
-    exempt = deployer_caller_prefix(account, s)
-    if exempt is None:
-        pulumi.log.warn(
-            f"account {account.id}: realtime.managementDeployerArn is not set, so deploying rootwatch into the "
-            "management account raises tamper alerts")
+    account = args.account
 
-    def pattern(key_id: str) -> str:
-        text = render(tamper_pattern(tamper_names(s, key_id), exempt))
+    def pattern(n: TamperNames) -> str:
+        text = render(tamper_pattern(n, exempt))
         if len(text) > MAX_PATTERN_CHARS:
             pulumi.log.warn(f"account {account.id}: the tamper pattern has {len(text)} characters; EventBridge "
                             f"accepts {MAX_PATTERN_CHARS} unless the quota is raised")
         return text
 
-    rule = aws.cloudwatch.EventRule(
-        f"{name}-tamper-rule",
+    return aws.cloudwatch.EventRule(
+        tamper_rule_resource_name(name, region, args.settings.home_region),
         name=TAMPER_RULE_NAME,
-        description="rootwatch: changes to rootwatch's own resources by anyone but the deployer",
-        event_pattern=alerts.key.key_id.apply(pattern),
+        description="rootwatch: changes to rootwatch's own resources by anyone but the deployer, to the alert hub",
+        event_pattern=names.apply(pattern),
         state=TAMPER_RULE_STATE,
-        region=home,
+        region=region,
         tags=tags,
         opts=opts,
     )
-    _invoke_formatter(f"{name}-tamper-target", f"{name}-tamper-permission", rule, function, queue, home, opts)
-    return rule

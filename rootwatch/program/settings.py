@@ -124,6 +124,9 @@ class _Model(BaseModel):
 class Subscription(_Model):
     protocol: Literal["email", "https", "sqs", "lambda"]
     endpoint: str
+    # https only: the endpoint answers SNS's SubscriptionConfirmation itself (PagerDuty's
+    # Amazon CloudWatch integration URL does; its Events API v2 URL does not).
+    auto_confirms: bool = False
 
     @model_validator(mode="after")
     def _endpoint_fits_protocol(self) -> "Subscription":
@@ -144,7 +147,15 @@ class Subscription(_Model):
         if not ok:
             # Never echo the endpoint: it may be a secret (a webhook URL with a token).
             raise ValueError(f"endpoint is not a valid {self.protocol} endpoint")
+        if self.auto_confirms and self.protocol != "https":
+            raise ValueError("autoConfirms applies to https endpoints only")
         return self
+
+    def endpoint_account(self) -> str | None:
+        """The account of an sqs/lambda endpoint (its ARN's fifth field); None for email/https or a secret."""
+        if self.protocol in ("sqs", "lambda") and self.endpoint != SECRET_PLACEHOLDER:
+            return self.endpoint.split(":")[4]
+        return None
 
 
 class AccountEntry(_Model):
@@ -324,6 +335,13 @@ ANY_BASELINE = "*"
 _DEPLOYER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(sts|iam)::\d{12}:[\w+=,.@/-]+$")
 
 
+class RegionOverride(_Model):
+    """Regions some accounts cannot use (an SCP denies them, or an opt-in region they have not enabled)."""
+
+    match: AccountMatch
+    exclude: tuple[Region, ...] = Field(min_length=1)
+
+
 class RealtimeSettings(_Model):
     """The EventBridge path: rules in every region, the alert formatter, tamper alarms."""
 
@@ -336,6 +354,8 @@ class RealtimeSettings(_Model):
     # {eventClass: {baseline | "*": level}}: the level of a real-time alert. A cell
     # left out is the higher of the class's default level and the account's baseline.
     severity_matrix: dict[EventClass, dict[Literal["*"] | Severity, Severity]] = Field(default_factory=dict)
+    # Per account (first match wins): regions it gets no rules in; reported as a plan warning.
+    region_overrides: tuple[RegionOverride, ...] = ()
     # Alert (critical) when anyone but the deploying role changes rootwatch's own resources.
     tamper: bool = True
     # The management account is deployed with the default credentials, not the assumed
@@ -518,6 +538,17 @@ class PreventionSettings(_Model):
         return self.central_root_access.enabled or self.deny_root_scp.enabled
 
 
+class HubSettings(_Model):
+    """The alert hub: the one account (usually security tooling) where every alert reaches people."""
+
+    account_id: AccountId
+    # Default: rootwatch:homeRegion.
+    region: Region | None = None
+    # Organization id for the hub bus policy (aws:PrincipalOrgID) with accounts.source "list";
+    # with source "organization" it is read from the Organizations API.
+    organization_id: str | None = Field(default=None, pattern=r"^o-[a-z0-9]{10,32}$")
+
+
 class RootwatchSettings(BaseSettings):
     """The whole `rootwatch:` namespace. Config keys are the camelCase field names.
 
@@ -541,7 +572,9 @@ class RootwatchSettings(BaseSettings):
     alarm: AlarmSettings = AlarmSettings()
     runbook_url: HttpsUrl | None = None
     severity: SeveritySettings = SeveritySettings()
+    # Human routes: subscriptions of the hub's topics (never in member accounts).
     routes: dict[Severity, tuple[Subscription, ...]] = Field(default_factory=dict)
+    hub: HubSettings | None = None
     realtime: RealtimeSettings = RealtimeSettings()
     break_glass: BreakGlassSettings = BreakGlassSettings()
     # Protect stateful resources (bucket, key, log group) against accidental deletion.
@@ -581,6 +614,14 @@ class RootwatchSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _home_region_is_never_excluded(self) -> "RootwatchSettings":
+        for i, o in enumerate(self.realtime.region_overrides):
+            if self.home_region in o.exclude:
+                raise ValueError(f"realtime.regionOverrides[{i}].exclude: the home region {self.home_region} holds the "
+                                 "account's trail and alarm and cannot be excluded")
+        return self
+
+    @model_validator(mode="after")
     def _routes_cover_levels(self) -> "RootwatchSettings":
         # No "alerting to a void": every level any account can reach needs a subscriber.
         reachable: set[Severity] = set()
@@ -597,6 +638,25 @@ class RootwatchSettings(BaseSettings):
         if self.prevention.enabled and self.accounts.source != "organization":
             raise ValueError("prevention needs accounts.source 'organization' (the management account must be known)")
         return self
+
+    @model_validator(mode="after")
+    def _queue_and_function_routes_in_the_hub(self) -> "RootwatchSettings":
+        # SNS delivers to an SQS queue or Lambda function of another account only through a
+        # subscription that account creates: every such endpoint must be in the hub.
+        if self.hub is None:
+            return self
+        for level, subs in self.routes.items():
+            for i, sub in enumerate(subs):
+                acct = sub.endpoint_account()
+                if acct is not None and acct != self.hub.account_id:
+                    raise ValueError(
+                        f"routes.{level.value}[{i}]: the {sub.protocol} endpoint is in account {acct}, not in the hub "
+                        f"account {self.hub.account_id} (rootwatch:hub.accountId)")
+        return self
+
+    @property
+    def hub_region(self) -> str:
+        return (self.hub.region if self.hub and self.hub.region else None) or self.home_region
 
     def levels_for(self, baseline: Severity, account_id: str | None = None) -> list[Severity]:
         """Levels an account with this baseline can alert at, lowest first.
