@@ -24,6 +24,7 @@ from rootwatch.program import prevention as program
 from rootwatch.program import settings as rw_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+HUB = "222222222208"  # security-tooling, the example's alert hub
 MGMT = "111111111111"
 ROOT_ID = "r-ex01"
 DEPLOYER = "arn:aws:sts::111111111111:assumed-role/platform-deployer/"
@@ -167,7 +168,7 @@ def _api_call(source: str, name: str, arn: str = "arn:aws:sts::111111111111:assu
                        "userIdentity": {"type": "AssumedRole", "arn": arn}}}
 
 
-def test_the_weakening_rule_is_in_the_management_account_and_targets_its_formatter(run: mockrun.Run) -> None:
+def test_the_weakening_rule_is_in_the_management_account_and_targets_the_hub_bus(run: mockrun.Run) -> None:
     rules = [r for r in run.by_type("aws:cloudwatch/eventRule:EventRule") if r.name.startswith("rootwatch-prevention")]
     assert [r.inputs["name"] for r in rules] == [program.TAMPER_RULE_NAME]
     assert rules[0].inputs["region"] == "us-east-1" and rules[0].inputs["state"] == "ENABLED"
@@ -175,10 +176,12 @@ def test_the_weakening_rule_is_in_the_management_account_and_targets_its_formatt
     scp_id = by_type(run, ev.POLICY_TYPE)[0].inputs["name"]  # the mock gives the policy its name as id
     assert pattern == program.tamper_pattern(scp_id, DEPLOYER)
     target = next(r for r in run.by_type("aws:cloudwatch/eventTarget:EventTarget") if r.name.startswith("rootwatch-prevention"))
-    assert target.inputs["targetId"] == realtime.FUNCTION_NAME
+    assert target.inputs["targetId"] == realtime.HUB_TARGET_ID
+    assert target.inputs["arn"] == realtime.hub_bus_arn(HUB, "us-east-1")
+    assert target.inputs["roleArn"] == f"arn:aws:iam::{MGMT}:role/{realtime.FORWARDER_ROLE_NAME}"
 
 
-def test_outside_us_east_1_the_global_events_are_forwarded_to_the_home_bus() -> None:
+def test_outside_us_east_1_the_global_events_also_reach_the_hub_bus() -> None:
     extra = {"rootwatch:homeRegion": "eu-west-1",
              "rootwatch:prevention": json.dumps({"centralRootAccess": {"enabled": True}})}
     result = mockrun.run("example", extra_config=extra)
@@ -187,8 +190,9 @@ def test_outside_us_east_1_the_global_events_are_forwarded_to_the_home_bus() -> 
     assert set(rules) == {"eu-west-1", "us-east-1"}  # IAM/Organizations deliver to us-east-1 only
     targets = {r.inputs["region"]: r for r in result.by_type("aws:cloudwatch/eventTarget:EventTarget")
                if r.name.startswith("rootwatch-prevention")}
-    assert targets["us-east-1"].inputs["arn"] == f"arn:aws:events:eu-west-1:{MGMT}:event-bus/default"
-    assert targets["eu-west-1"].inputs["arn"].endswith(":function:rootwatch-alert-formatter")
+    # Both regions' rules send straight to the hub's bus (the example's hub is in us-east-1).
+    assert {r: t.inputs["arn"] for r, t in targets.items()} == {
+        "us-east-1": realtime.hub_bus_arn(HUB, "us-east-1"), "eu-west-1": realtime.hub_bus_arn(HUB, "us-east-1")}
 
 
 @pytest.mark.parametrize("event, expected", [
@@ -243,7 +247,7 @@ def test_compliance_output_has_org_and_per_account_evidence(run: mockrun.Run) ->
     assert acc["222222222203"]["prevention"]["rootCredentials"] == "present"
     assert acc["222222222206"]["prevention"]["rootCredentials"] == "unknown"
     assert acc[MGMT]["prevention"] == {"rootCredentials": "unknown", "denyRootScp": None}
-    assert doc["kpis"]["rootlessMemberAccountsPercent"] == 42.9  # 3 of 7 member accounts
+    assert doc["kpis"]["rootlessMemberAccountsPercent"] == 37.5  # 3 of 8 member accounts (the hub is one)
 
 
 def test_the_pack_rule_is_advisory_and_silent_when_whole(run: mockrun.Run) -> None:
@@ -284,7 +288,7 @@ def test_plan_shows_the_posture_column_and_the_organization(capsys: pytest.Captu
     jsonschema.validate(report, json.loads((ROOT / "docs" / "plan.schema.json").read_text()))
     types = {r["type"] for r in report["organization"]["resources"]}
     assert {ev.ORG_FEATURES_TYPE, ev.POLICY_TYPE, ev.POLICY_ATTACHMENT_TYPE} <= types
-    assert report["organization"]["rootlessMemberAccountsPercent"] == 42.9
+    assert report["organization"]["rootlessMemberAccountsPercent"] == 37.5
 
 
 def test_a_missing_posture_file_is_one_line(tmp_path: Path) -> None:
