@@ -505,3 +505,19 @@ def test_a_huge_event_is_cut_to_fit_sns_never_dropped(raw_cap: int, monkeypatch:
         assert "cut to fit SNS's 256 KiB" in bodies["default"] and "characters omitted" in bodies["sqs"]
     else:
         assert "...(truncated)" in bodies["default"]
+
+
+def test_the_hub_keeps_the_incident_ledger_and_its_formatter_records_into_it() -> None:
+    """Every alert opens or updates an incident: the table exists in the hub, protected, and the
+    formatter is told its name and may write only the per-item actions on it."""
+    run = mockrun.run("example")
+    (table,) = [r for r in run.by_type("aws:dynamodb/table:Table") if r.inputs["name"] == "rootwatch-incidents"]
+    assert table.protect and table.inputs["deletionProtectionEnabled"] is True and "ttl" not in table.inputs
+    assert table.parent.endswith("rootwatch:index:AlertHub::rootwatch-hub")
+    fn = next(r for r in run.by_type("aws:lambda/function:Function") if r.name == "rootwatch-hub-formatter")
+    assert fn.inputs["environment"]["variables"] == {"ROOTWATCH_INCIDENT_TABLE": "rootwatch-incidents"}
+    policy = next(r for r in run.by_type("aws:iam/rolePolicy:RolePolicy") if r.name == "rootwatch-hub-formatter-role-policy")
+    st = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert st["RecordIncidents"] == {"Sid": "RecordIncidents", "Effect": "Allow",
+                                     "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                                     "Resource": "arn:aws:dynamodb:us-east-1:222222222208:table/rootwatch-incidents"}

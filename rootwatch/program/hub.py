@@ -46,7 +46,8 @@ from rootwatch.lambdas.formatter import (
     DRILL_SOURCE,
     HUB_TOPIC_PREFIX,
 )
-from rootwatch.program import alerting, realtime
+from rootwatch.lambdas import ledger as ledger_items
+from rootwatch.program import alerting, ledger, realtime
 from rootwatch.program.organization import Account, baseline_severity
 from rootwatch.program.settings import SECRET_PLACEHOLDER, RootwatchSettings
 
@@ -189,6 +190,8 @@ def formatter_policy(hub: str, region: str, topics: Sequence[str], key_arn: str)
              "Resource": queue_arn(hub, region, INTAKE_QUEUE_NAME)},
             {"Sid": "RootSessions", "Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
              "Resource": f"arn:{p}:dynamodb:{region}:{hub}:table/{TABLE_NAME}"},
+            # The incident ledger: every alert opens or updates its account's incident (MTTR, incidents per quarter).
+            ledger.formatter_ledger_statement(f"arn:{p}:dynamodb:{region}:{hub}:table/{ledger_items.DEFAULT_TABLE}"),
         ],
     }
 
@@ -321,6 +324,9 @@ class AlertHub(pulumi.ComponentResource):
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="expiresAt", enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             region=region, tags=tags, opts=child)
+        # The incident ledger (protected, never expired): `rootwatch incidents` and `rootwatch report` read it.
+        ledger.incident_table(ledger_items.DEFAULT_TABLE, pulumi.ResourceOptions(parent=self), region=region,
+                              protect=s.protect, tags=tags)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-formatter-logs", name=f"/aws/lambda/{FUNCTION_NAME}", retention_in_days=s.trail.retention_days,
             region=region, tags=tags, opts=child)
@@ -342,6 +348,7 @@ class AlertHub(pulumi.ComponentResource):
             runtime=realtime.RUNTIME, handler=realtime.HANDLER,
             code=realtime.formatter_archive({DIRECTORY_FILE: directory_json(doc)}),
             role=role.arn, architectures=["arm64"], memory_size=256, timeout=FUNCTION_TIMEOUT,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={ledger_items.ENV_TABLE: ledger_items.DEFAULT_TABLE}),
             region=region, tags=tags,
             # Its log group first (else Lambda creates it, and then ResourceAlreadyExists); the role's policy too.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]))

@@ -1,4 +1,4 @@
-"""The incident ledger's DynamoDB table, for the alert hub to create (not wired into the program yet).
+"""The incident ledger's DynamoDB table, created by the alert hub (``rootwatch.program.hub``).
 
 ``incident_table`` is self-contained so the hub (which owns the formatter and
 its role) can call it once, in the hub account, and grant its formatter
