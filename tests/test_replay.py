@@ -220,8 +220,10 @@ def test_stack_is_checked_against_stacks_dir(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "stacks").mkdir()
     code, _, err = run(capsys, "quiet.json.gz")
     assert code == 2 and err.strip() == "rootwatch: error: --stack 'example': stacks/Pulumi.example.yaml does not exist"
-    (tmp_path / "stacks" / "Pulumi.example.yaml").write_text("config: {}\n")
-    (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text("config: {}\n")
+    # Real stacks: replay grades matches with the stack's severity settings.
+    example = (Path(__file__).resolve().parent.parent / "stacks" / "Pulumi.example.yaml").read_text()
+    (tmp_path / "stacks" / "Pulumi.example.yaml").write_text(example)
+    (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text(example)
     assert run(capsys, "quiet.json.gz")[0] == 0
     assert run(capsys, "--stack", "prod", "quiet.json.gz")[0] == 0
     code, _, err = run(capsys, "--stack", "../etc", "quiet.json.gz")
@@ -312,3 +314,29 @@ def test_progress_on_a_terminal_only(tmp_path: Path, capsys: pytest.CaptureFixtu
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("rootwatch.commands.replay",))
     _, _, err = run(capsys, "--format", "json", ".")
     assert "\r" not in err  # not a terminal: no progress
+
+
+def test_stack_grades_each_match_by_the_accounts_baseline_and_the_matrix(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    """One root console login (class default: high) seen in three accounts of the example stack:
+    payments-prod is in the critical production OU, dev-sandbox-alice has a low baseline, and an
+    account the stack does not know gets the stack's default (medium): max(baseline, class)."""
+    corpus = json.loads((Path(__file__).parent / "data" / "cloudtrail_corpus.json").read_text())
+    login = next(c["record"] for c in corpus["cases"] if c["name"] == "root-console-login-success-mfa")
+    records = [{**login, "eventID": f"e-{acct}", "recipientAccountId": acct,
+                "userIdentity": {**login["userIdentity"], "accountId": acct}}
+               for acct in ("222222222201", "222222222206", "999999999999")]
+    path = tmp_path / "logins.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, out, _ = run(capsys, "--format", "json", "--jobs", "1", str(path))
+    assert code == 1
+    levels = {j["account"]: (j["class"], j["severity"]) for j in json_lines(out)}
+    assert levels == {"222222222201": ("console-login", "critical"), "222222222206": ("console-login", "high"),
+                      "999999999999": ("console-login", "high")}
+    # The stack's severity matrix overrides the default grading.
+    stack = tmp_path / "Pulumi.graded.yaml"
+    example = (Path(__file__).resolve().parent.parent / "stacks" / "Pulumi.example.yaml").read_text()
+    stack.write_text(example.replace("  rootwatch:realtime:\n", "  rootwatch:realtime:\n"
+                                     "    severityMatrix:\n      console-login: {low: medium}\n", 1))
+    code, out, _ = run(capsys, "--format", "json", "--jobs", "1", "--stack", str(stack), str(path))
+    assert {j["account"]: j["severity"] for j in json_lines(out)}["222222222206"] == "medium"

@@ -654,8 +654,54 @@ def _json_emitter(out: TextIO) -> Callable[[Match], None]:
 # -- command ------------------------------------------------------------------
 
 
+SeverityOf = Callable[[Match], Match]
+
+
+def stack_severity(stack: str, org_snapshot: str | None) -> SeverityOf:
+    """Grade matches as the stack's formatter would: the account's baseline (severity rules, by the
+    record's account id, with OU and tags from the org snapshot) through the severity matrix."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from rootwatch.core import snapshot
+    from rootwatch.lambdas.formatter import class_severity
+    from rootwatch.program import mockrun, organization
+    from rootwatch.program import settings as rw_settings
+
+    # The stack file check_stack found: ./stacks/ when there is one, else the project's.
+    config = mockrun.load_stack_config(stack, Path.cwd() if Path("stacks").is_dir() else mockrun.PROJECT_DIR)
+    try:
+        settings = rw_settings.load(config.values)
+    except RootwatchError as exc:
+        raise RootwatchError(f"--stack {stack}: {exc}") from None
+    org = snapshot.load(org_snapshot or mockrun.DEFAULT_SNAPSHOT)
+    known = {a.id: a for a in organization.accounts_from_snapshot(org)}
+    known.update({e.id: organization.Account(e.id, e.name, e.email or "", organization.ACTIVE,
+                                              (e.ou,) if e.ou else (), e.tags) for e in settings.accounts.list})
+    rows: dict[Severity, dict[Any, Severity]] = {}
+
+    def grade(m: Match) -> Match:
+        if m.finding is None:
+            return m
+        acct = _account(m.record) or ""
+        account = known.get(acct) or organization.Account(acct, "", "", organization.ACTIVE, (), {})
+        baseline = organization.baseline_severity(settings, account)
+        row = rows.setdefault(baseline, settings.realtime.matrix_row(baseline))
+        # The formatter's own rule (matrix cell, raised for a record worse than its class).
+        level = class_severity(m.finding, SimpleNamespace(matrix=row, baseline=baseline))  # type: ignore[arg-type]
+        return dataclasses.replace(m, finding=dataclasses.replace(m.finding, severity=level))
+
+    return grade
+
+
 def check_stack(name: str, stacks_dir: Path = Path("stacks")) -> None:
-    """The deployed forms are the same for every stack; only check the stack exists."""
+    """The stack name is sane and its file exists (its settings are read by ``stack_severity``).
+
+    Like ``plan``, ``--stack`` also takes the path of a ``Pulumi.<name>.yaml`` file."""
+    if name.endswith((".yaml", ".yml")):
+        if not Path(name).is_file():
+            raise RootwatchError(f"--stack {name!r}: no such stack file")
+        return
     if not _STACK_NAME_RE.match(name):
         raise RootwatchError(f"--stack {name!r}: stack names use letters, digits, '.', '_' and '-'")
     if stacks_dir.is_dir() and not (stacks_dir / f"Pulumi.{name}.yaml").is_file():
@@ -683,7 +729,12 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="CloudTrail log file or directory; '-' reads stdin")
-    p.add_argument("--stack", default="example", help="stack whose deployed forms are replayed (default: example)")
+    p.add_argument("--stack", default="example",
+                   help="stack whose severity rules, account baselines and severity matrix grade each match "
+                        "(default: example)")
+    p.add_argument("--org-snapshot", metavar="FILE",
+                   help="organization snapshot naming each account's OU and tags for the stack's severity rules "
+                        "(default: config/example-org.json)")
     p.add_argument("--pattern", metavar="P",
                    help="evaluate this CloudWatch Logs JSON filter pattern instead (like test-metric-filter, without its 50-event limit)")
     p.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
@@ -715,7 +766,9 @@ def run(args: argparse.Namespace) -> int:
     text = TextReport(out) if args.format == "text" else None
     jobs = args.jobs if args.jobs is not None else default_jobs()
     progress = err if getattr(err, "isatty", lambda: False)() else None
-    stats = replay(args.files, evaluate, text.emit if text else _json_emitter(out), problems, jobs=jobs, progress=progress)
+    emit = text.emit if text else _json_emitter(out)
+    grade = stack_severity(args.stack, args.org_snapshot)  # the stack's own levels, as its alerts carry them
+    stats = replay(args.files, evaluate, lambda m: emit(grade(m)), problems, jobs=jobs, progress=progress)
     if stats.usable_inputs == 0:
         print(stats.summary_line(), file=err)
         raise RootwatchError("no readable input: every input was missing, unreadable or malformed")
