@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from rootwatch.commands import init
 from rootwatch.commands.cli import main
 from rootwatch.core import snapshot
 from rootwatch.core.errors import ConfigError
@@ -78,6 +79,9 @@ def _big_snapshot(path: Path, members: int) -> None:
         {"id": f"2{i:011d}", "name": f"member-{i}", "state": "ACTIVE", "ouPath": "r-ex01/ou-ex01-prod0001", "tags": {}}
         for i in range(1, members + 1)
     ]
+    # The example stack's alert hub (rootwatch:hub.accountId), which it includes by id.
+    accounts.append({"id": "222222222208", "name": "security-tooling", "state": "ACTIVE",
+                     "ouPath": "r-ex01/ou-ex01-secu0001", "tags": {}})
     path.write_text(json.dumps({"managementAccountId": "111111111111", "organizationalUnits": {"ou-ex01-prod0001": "production"},
                                 "accounts": accounts}))
 
@@ -301,10 +305,11 @@ def test_audit_audits_the_stack_scope_and_reports_the_rest(tmp_path: Path, capsy
     report = json.loads(out)
     assert report["schema"] == "rootwatch.audit/v1"
     audited = {a["id"] for a in report["accounts"]}
-    assert "222222222208" not in audited  # security-tooling is outside the example stack's includeOus
-    assert len(audited) == 8
+    # security-tooling (the alert hub) is outside the example stack's includeOus but included by id.
+    assert "222222222208" in audited
+    assert len(audited) == 9
     out_of_scope = {s["id"]: s["reason"] for s in report["skipped"]}
-    assert out_of_scope["222222222208"] == "not in accounts.includeOus or accounts.includeAccounts"
+    assert "222222222208" not in out_of_scope
     assert out_of_scope["222222222207"] == "account is SUSPENDED"
     assert report["stack"] == "example"
     assert code == 1  # moto accounts have no rootwatch
@@ -367,10 +372,13 @@ def test_init_writes_a_stack_that_plans_every_account_once_routes_are_filled(
     for step in ("pulumi login", "pulumi stack init acme", "pulumi config set --path --secret", f"rootwatch plan --stack {stack}", "pulumi up"):
         assert step in out
     text = stack.read_text()
-    # Real OU ids, names as comments; the management account; a commented hub block.
+    # Real OU ids, names as comments; the management account; a real (uncommented) hub block
+    # with the suggested hub account, explained by its comments.
     assert re.search(rf"- {ids['prod']}  # production", text) and re.search(rf"- {ids['dev']}  # development", text)
     assert f"{ids['pay']}  payments" in text  # the child OU, listed as a comment under its parent
-    assert f'- "{org.management_account_id}"  #' in text and "# rootwatch:hub:" in text
+    hub = init.suggest_hub(org)
+    assert f'- "{org.management_account_id}"  #' in text and "\n  rootwatch:hub:\n" in text
+    assert f'    accountId: "{hub}"  #' in text and "# rootwatch:hub:" not in text
     assert "ou-ex01" not in text
     # Every key has a comment line above it or on its line.
     lines = text.splitlines()
@@ -452,7 +460,7 @@ def test_plan_shows_accounts_and_resources_registered_so_far_on_a_terminal(monke
     frames = [f for f in tty.text.split("\r") if f.startswith("planned:")]
     assert frames, tty.text
     last = re.match(r"planned: ([\d,]+) accounts, ([\d,]+) resources", frames[-1])
-    assert last and int(last.group(1)) == 8 and int(last.group(2).replace(",", "")) > 300
+    assert last and int(last.group(1)) == 9 and int(last.group(2).replace(",", "")) > 300
     # Not a terminal (CI logs, pipes): no progress frames.
     capsys.readouterr()
     monkeypatch.undo()

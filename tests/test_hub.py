@@ -238,7 +238,9 @@ def test_failures_page_the_critical_topic_without_the_formatter(run: mockrun.Run
 
 def test_the_formatter_ships_the_directory_as_a_file_not_in_its_environment(run: mockrun.Run) -> None:
     (fn,) = run.by_type("aws:lambda/function:Function")
-    assert provider_account(run, fn) == HUB and not fn.inputs.get("environment")
+    # Its environment holds only the incident ledger's table name, never the directory.
+    env = (fn.inputs.get("environment") or {}).get("variables", {})
+    assert provider_account(run, fn) == HUB and env == {"ROOTWATCH_INCIDENT_TABLE": "rootwatch-incidents"}
     s = rw_settings.load(run.config.values)
     doc = hubmod.directory(s, [Account("222222222201", "payments-prod", ou_path=("r-ex01", "ou-ex01-prod0001"),
                                        ou_name="production")], HUB, "us-east-1")

@@ -210,13 +210,14 @@ def render_stack(name: str, org: Snapshot, *, source: str, region: str = "us-eas
         "  # Protect stateful resources (bucket, key, log group) from `pulumi destroy` (unprotect",
         "  # with `pulumi state unprotect --all` before removing the stack).",
         "  rootwatch:protect: true",
-        "  # Hub account: where organization-wide alerts are collected. Suggested: "
-        f"{hub} ({_comment(names.get(hub, ''))}).",
-        "  # `rootwatch:hub` is read only by rootwatch versions that support a hub account;",
-        "  # uncomment it there (an unknown key is refused by older versions).",
-        "  # rootwatch:hub:",
-        f"  #   accountId: \"{hub}\"",
-        f"  #   region: {region}",
+        "  # The alert hub: the one account where alerts reach people (event bus, formatter,",
+        "  # severity topics with the routes above, alarm intake queue). Member accounts get no",
+        "  # human endpoint: their rules send to the hub's event bus. Suggested (a security or",
+        "  # tooling account, else the management account; change it with `init --hub`):",
+        "  rootwatch:hub:",
+        f"    accountId: \"{hub}\"  # {_comment(names.get(hub, ''))}",
+        "    # Region of the hub's event bus, formatter, topics and intake queue.",
+        f"    region: {region}",
     ]
     return "\n".join(lines) + "\n"
 
