@@ -23,11 +23,8 @@ try:
     # Org-level prevention is checked against the discovered organization before anything registers.
     prevention_plan = prevention.plan(scope, settings)
     posture = prevention.load_posture(settings, os.path.dirname(os.path.abspath(__file__)))
-except RootwatchError as exc:  # e.g. an unknown shard name: one line, no traceback
+except RootwatchError as exc:  # e.g. no account in scope, an unknown shard: one line, no traceback
     raise pulumi.RunError(str(exc)) from None
-if (empty := organization.empty_scope_problem(settings, scope)) is not None:
-    # Deploying nothing is never what a stack means: the filters do not fit the organization.
-    raise pulumi.RunError(empty)
 # Records each resource's engine view for the `compliance` output: before any resource.
 evidence = outputs.record_resources()
 secret_keys = rw_settings.secret_config_keys()

@@ -23,7 +23,7 @@ from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
 from rootwatch.lambdas import formatter
 from rootwatch.program import hub as hubmod
-from rootwatch.program import mockrun, realtime
+from rootwatch.program import mockrun, realtime, trailsecurity
 from rootwatch.program import settings as rw_settings
 from rootwatch.program.organization import Account
 
@@ -188,8 +188,18 @@ def test_the_plan_shows_the_hub_and_email_routes_pending(capsys: pytest.CaptureF
     assert hub["routes"] == {"low": {"sqs": 1}, "medium": {"email": 1}, "high": {"email": 1, "sqs": 1},
                              "critical": {"email": 1, "https": 1}}
     assert hub["pendingConfirmation"] == {"low": 0, "medium": 1, "high": 1, "critical": 1}
-    # Resources per member account (provider included) with the example's 4 regions.
-    assert hub["memberResourcesMax"] <= 30
+    # Resources per member account (provider included) with the example's 4 regions: the alert
+    # chain dropped from 43 (a formatter, DLQ and subscriptions per account) to at most 30; the
+    # CIS-clean trail (issue 12: trail key and alias, access-log bucket with its 5 settings and the
+    # trail bucket's logging) adds 9 more, counted apart.
+    assert hub["memberChainResourcesMax"] <= 30
+    payments_names = {r["name"] for a in report["accounts"] if a["id"] == "222222222201" for r in a["resources"]}
+    hardening = {n.removeprefix("rootwatch-222222222201") for n in payments_names
+                 if n.endswith(trailsecurity.HARDENING_SUFFIXES)}
+    assert hardening == {"-trail-key", "-trail-key-alias", "-trail-bucket-logging", "-access-log-bucket",
+                         *(f"-access-log-bucket-{s}" for s in ("versioning", "public-access", "ownership",
+                                                               "encryption", "policy"))}
+    assert hub["memberResourcesMax"] == hub["memberChainResourcesMax"] + len(hardening)
     # A member's routes are the hub's routes of the levels it can reach (no member subscriptions).
     payments = next(a for a in report["accounts"] if a["id"] == "222222222201")
     assert payments["routes"] == {"critical": {"email": 1, "https": 1}}

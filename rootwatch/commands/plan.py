@@ -176,6 +176,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
     kpis = compliance.get("kpis", {}) if isinstance(compliance, dict) else {}
     hub_out = outputs.get("hub")
     hub = None
+    from rootwatch.program import trailsecurity
     if isinstance(hub_out, dict):
         hub = {
             "accountId": hub_out.get("accountId"), "region": hub_out.get("region"),
@@ -183,6 +184,9 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
             # The hub's own resources (under the AlertHub component, grouped apart from the members).
             "resources": len(grouped.get("", [])),
             "memberResourcesMax": max((len(a["resources"]) for a in accounts), default=0),
+            # The same without what a CIS-clean trail adds (trail key, access-log bucket): the alert chain.
+            "memberChainResourcesMax": max(
+                (sum(not trailsecurity.is_hardening(r["name"]) for r in a["resources"]) for a in accounts), default=0),
         }
     return {
         "schema": SCHEMA,
@@ -298,7 +302,8 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
     hub = report.get("hub")
     if hub:
         out.write(f"\nAlert hub: account {hub['accountId']} ({hub['region']}), {hub['resources']} resources; "
-                  f"members: at most {hub['memberResourcesMax']} resources per account\n")
+                  f"members: at most {hub['memberResourcesMax']} resources per account "
+                  f"({hub['memberChainResourcesMax']} alert chain, the rest CIS trail hardening)\n")
         for level, protos in hub["routes"].items():
             pending = hub["pendingConfirmation"].get(level, 0)
             cell = " ".join(f"{p}:{n}" for p, n in sorted(protos.items())) or "-"

@@ -342,6 +342,10 @@ class AlertHub(pulumi.ComponentResource):
             policy=key.arn.apply(lambda k: json.dumps(formatter_policy(hub, region, topic_list, k))), opts=child)
         all_accounts = {a.id: a for a in [*args.members, args.hub_account]}
         doc = directory(s, list(all_accounts.values()), hub, region)
+        # Expired windows still ship (harmless: they cover no new event) but the operator should prune them.
+        for acct in all_accounts:
+            for msg in realtime.expired_window_warnings(s, acct):
+                pulumi.log.warn(msg)
         function = aws.lambda_.Function(
             f"{name}-formatter", name=FUNCTION_NAME,
             description="rootwatch hub: formats root-activity, tamper and alarm events and routes them by severity",

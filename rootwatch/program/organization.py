@@ -183,12 +183,16 @@ def discover(settings: RootwatchSettings) -> Scope:
             for e in settings.accounts.list
         ]
         org_id = settings.hub.organization_id if settings.hub else None
-        scope = with_hub(select(accounts, settings, caller if any(a.is_management for a in accounts) else None),
-                         settings, accounts, org_id)
+        selected = select(accounts, settings, caller if any(a.is_management for a in accounts) else None)
     else:
         accounts, management_id, org_id = _walk_organization(settings, aws.organizations)
         check_caller(caller, management_id, accounts, lambda: _delegated_admins(aws.organizations))
-        scope = with_hub(select(accounts, settings, management_id), settings, accounts, org_id)
+        selected = select(accounts, settings, management_id)
+    # Filters that fit no account say so first: the example stack on a real organization
+    # would otherwise be refused for its hub id, hiding that none of its OU ids exist there.
+    if (empty := empty_scope_problem(settings, selected)) is not None:
+        raise RootwatchError(empty)
+    scope = with_hub(selected, settings, accounts, org_id)
     check_removals(settings, scope)
     return scope
 

@@ -20,6 +20,17 @@ from rootwatch.core.arns import partition
 TRAIL_KEY_ALIAS = "alias/rootwatch-trail"
 ACCESS_LOG_PREFIX = "access-logs/"
 LOGGING_PRINCIPAL = "logging.s3.amazonaws.com"
+# What a CIS-clean trail adds to an account beyond the alert chain (the resource name suffixes of
+# create_trail_key and create_access_logging), so plan can count the chain and the hardening apart.
+HARDENING_SUFFIXES = (
+    "-trail-key", "-trail-key-alias", "-access-log-bucket", "-access-log-bucket-versioning",
+    "-access-log-bucket-public-access", "-access-log-bucket-ownership", "-access-log-bucket-encryption",
+    "-access-log-bucket-policy", "-trail-bucket-logging",
+)
+
+
+def is_hardening(resource_name: str) -> bool:
+    return resource_name.endswith(HARDENING_SUFFIXES)
 
 
 def access_log_bucket_name(account_id: str, region: str) -> str:
