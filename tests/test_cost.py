@@ -27,9 +27,10 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
 
     Volumes: 1,048,576 events of 1,024 bytes (exactly 1 GiB ingested), an existing trail, 10 alerts.
     Footprint counted from the plan: 1 trail, trail log group kept 365 days, bucket to Glacier after
-    90 days and expired after 2,557; 1 metric filter; 2 standard alarms (root 60 s, DLQ 300 s); 2 KMS
-    keys (alerts, trail: the trail's log files are encrypted); 4 topics with 3 e-mail, 1 https, 2 SQS subscriptions; 5 rules in 4 regions, 3 forwarding
-    targets; the 256 MB arm64 formatter; 1 dead-letter queue.
+    90 days and expired after 2,557; 1 metric filter; 2 standard alarms (root 60 s, delivery 300 s); 2 KMS
+    keys (alerts, trail: the trail's log files are encrypted); 1 alarm topic (its only subscriber, the
+    hub's intake queue, is the hub's resource); 5 rules in 4 regions, all 5 targets on the hub's bus;
+    no formatter and no queue (both are the hub's).
 
     CloudTrail    1,048,576 events x $2.00 / 100,000 (paid second copy)           = 20.97152
     Logs ingest   1 GiB x $0.50                                                    =  0.50
@@ -45,15 +46,14 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     Metric        1 filter x 10 alert hours / 730 x $0.30                          =  0.004110
     Alarms        2 x $0.10                                                        =  0.20
     KMS           2 keys x $1.00 + (20 alert + 34,560 log-file) requests x $0.03/10,000 =  2.103740
-    EventBridge   CloudTrail events free; 10 forwarded x $1.00/1M                  =  0.00001
-    SNS           10 publishes x $0.50/1M + 7.5 e-mails x $2.00/100k + 2.5 https x $0.60/1M = 0.0001565
-    Lambda        10 x $0.20/1M + 10 x 1 s x 0.25 GB x $0.0000133334               =  0.0000353
-    Total                                                                         = 25.897747
+    EventBridge   CloudTrail events free; 10 sent to the hub's bus x $1.00/1M     =  0.00001
+    SNS           10 publishes x $0.50/1M (delivery to SQS is free)               =  0.000005
+    Total                                                                         = 25.897561
     """
     fp = cost.footprint(example.by_account()["222222222206"])
-    assert (fp.trails, fp.trail_log_retention_days, fp.standard_alarms, fp.kms_keys, fp.topics) == (1, (365,), 2, 2, 4)
-    assert fp.subscriptions == {"email": 3, "https": 1, "sqs": 2}
-    assert (fp.regions, fp.cross_region_targets, fp.glacier_after_days, fp.expire_after_days) == (4, 3, 90, 2557)
+    assert (fp.trails, fp.trail_log_retention_days, fp.standard_alarms, fp.kms_keys, fp.topics) == (1, (365,), 2, 2, 1)
+    assert fp.subscriptions == {} and (fp.functions, fp.queues, fp.tables) == (0, 0, 0)
+    assert (fp.regions, fp.cross_region_targets, fp.glacier_after_days, fp.expire_after_days) == (4, 5, 90, 2557)
 
     c = cost.estimate(fp, cost.Volume(1_048_576, 1024, True, 10), "us-east-1")
     by = c.by_service()
@@ -63,9 +63,40 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     assert by["CloudWatch"] == pytest.approx(0.0041096 + 0.20, abs=1e-6)
     assert by["KMS"] == pytest.approx(2.0 + (20 + 34_560) * 0.03 / 10_000)
     assert by["EventBridge"] == pytest.approx(0.00001)
-    assert by["SNS"] == pytest.approx(0.0001565)
-    assert by["Lambda"] == pytest.approx(0.0000353335)
-    assert c.total == pytest.approx(25.897747, abs=1e-6)
+    assert by["SNS"] == pytest.approx(0.000005)
+    assert "Lambda" not in by and "SQS" not in by
+    assert c.total == pytest.approx(25.897561, abs=1e-6)
+
+
+def test_hand_computed_hub_pins_the_arithmetic(example: mockrun.Run) -> None:
+    """The example's alert hub at 90 alerts a month (9 accounts x 10), us-east-1 list prices.
+
+    Footprint: 5 standard alarms (two dead-letter queues, formatter errors and throttles, failed
+    rule deliveries); 1 KMS key; 4 topics with 3 e-mail and 1 https route; the 256 MB formatter;
+    3 queues, 1 read by the formatter; 2 tables (AssumeRoot sessions, incidents).
+
+    Alarms        5 x $0.10                                                        =  0.50
+    KMS           1 key x $1.00 + 180 requests x $0.03/10,000                      =  1.00054
+    EventBridge   90 events x $1.00/1M                                              =  0.00009
+    SNS           90 x $0.50/1M + 67.5 e-mails x $2.00/100k + 22.5 https x $0.60/1M =  0.0014085
+    Lambda        90 x $0.20/1M + 90 x 1 s x 0.25 GB x $0.0000133334               =  0.000318
+    SQS           idle pollers 5 x 730 h x 3,600 / 20 s = 657,000 receives, + 180 sends and deletes,
+                  657,180 x $0.40/1M                                               =  0.262872
+    DynamoDB      180 writes x $0.625/1M                                           =  0.0001125
+    Total                                                                         =  1.765341
+    """
+    fp = cost.footprint(example.by_account()[mockrun.HUB_GROUP])
+    assert (fp.standard_alarms, fp.kms_keys, fp.topics, fp.functions, fp.queues, fp.queue_mappings, fp.tables) == \
+        (5, 1, 4, 1, 3, 1, 2)
+    assert (fp.subscriptions["email"], fp.subscriptions["https"], fp.trails) == (3, 1, 0)
+    volume = cost.hub_volume([cost.Volume(300_000, 1500, True, 10)] * 9)
+    assert (volume.alerts_per_month, volume.events_per_month) == (90, 0)
+    c = cost.estimate(fp, volume, "us-east-1")
+    by = c.by_service()
+    assert by["SQS"] == pytest.approx(657_180 * 0.40 / 1e6)
+    assert by["SNS"] == pytest.approx(0.0014085)
+    assert by["DynamoDB"] == pytest.approx(180 * 0.625 / 1e6)
+    assert c.total == pytest.approx(1.765341, abs=1e-6)
 
 
 def test_the_first_copy_is_free_when_no_other_trail_records_the_account(example: mockrun.Run) -> None:
@@ -141,7 +172,10 @@ def test_plan_json_carries_per_account_cost_total_and_assumptions(capsys: pytest
     assert by_id["222222222206"]["volume"]["source"] == "override 1"
     assert by_id["222222222206"]["byService"]["CloudTrail"] == 0
     assert by_id["222222222204"]["volume"]["source"] == "default"
-    assert report["totals"]["monthlyCostUsd"] == pytest.approx(sum(c["monthlyUsd"] for c in by_id.values()), abs=0.011)
+    hub = report["cost"]["hub"]
+    assert hub["volume"]["alertsPerMonth"] == 10 * len(by_id) and hub["byService"]["SQS"] == pytest.approx(0.2629, abs=1e-4)
+    assert report["totals"]["monthlyCostUsd"] == pytest.approx(
+        sum(c["monthlyUsd"] for c in by_id.values()) + hub["monthlyUsd"], abs=0.011)
     assert report["cost"]["trailMode"] == "managed" and report["cost"]["regionPricesChecked"] is True
     assert any("3,000,000" not in a and "300,000 management events" in a for a in report["cost"]["assumptions"])
 
@@ -152,8 +186,10 @@ def test_plan_text_shows_the_cost_column_total_and_assumptions(capsys: pytest.Ca
     row = next(line for line in out.splitlines() if line.startswith("222222222201"))
     header = next(line for line in out.splitlines() if line.startswith("ACCOUNT"))
     assert row[header.index("COST/MONTH"):].split()[0] == "$10.57"
-    assert "Monthly cost: $84.56 USD for 8 accounts ($10.57 per account), trail mode managed" in out
-    assert "CloudTrail $48.00" in out and "assumptions:" in out
+    # 9 x $10.57 (each account's monitor) + $1.77 (the hub, for all of them) = $96.90.
+    assert "Monthly cost: $96.90 USD for 9 accounts ($10.57 per account) and the alert hub ($1.77), " \
+        "trail mode managed" in out
+    assert "CloudTrail $54.00" in out and "SQS $0.26" in out and "assumptions:" in out
 
 
 # --- trail.mode organization -----------------------------------------------------------
@@ -198,8 +234,8 @@ def test_organization_mode_members_get_their_own_status_not_compliant(org_mode: 
     assert "NO_DATA" in member["checks"]["trail"]["reason"] and ORG_GROUP in member["checks"]["trail"]["reason"]
     owner = doc["accounts"]["111111111111"]
     assert owner["status"] == "compliant", owner
-    assert doc["kpis"]["accountsOrganizationTrail"] == 7 and doc["kpis"]["accountsCompliant"] == 1
-    assert doc["kpis"]["policyComplianceScore"] == 12.5
+    assert doc["kpis"]["accountsOrganizationTrail"] == 8 and doc["kpis"]["accountsCompliant"] == 1
+    assert doc["kpis"]["policyComplianceScore"] == 11.1
 
 
 def test_organization_mode_costs_no_trail_and_no_ingestion(org_mode: mockrun.Run) -> None:
@@ -207,7 +243,7 @@ def test_organization_mode_costs_no_trail_and_no_ingestion(org_mode: mockrun.Run
     vol = cost.Volume(3_000_000, 1500, True, 10)
     member = cost.estimate(cost.footprint(grouped["222222222201"]), vol, "us-east-1")
     owner = cost.estimate(cost.footprint(grouped["111111111111"]), vol, "us-east-1")
-    # Member: KMS key $1.00 + DLQ alarm $0.10 (+ alert path cents); owner: + the CIS alarm $0.10.
+    # Member: alert key $1.00 + delivery alarm $0.10 (+ alert path cents); owner: + the CIS alarm $0.10.
     assert member.total == pytest.approx(1.10, abs=0.005) and owner.total == pytest.approx(1.20, abs=0.01)
     assert {"CloudTrail", "CloudWatch Logs", "S3"}.isdisjoint(member.by_service())
 
@@ -237,7 +273,8 @@ def test_plan_in_organization_mode_states_the_trade_off(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("222222222201")).split()
     assert row[-4:-2] == ["org-trail", "$1.10"]  # then the POSTURE column (root:..., scp:...)
-    assert "Monthly cost: $8.90 USD for 8 accounts" in out and "trail mode organization" in out
+    assert "Monthly cost: $11.77 USD for 9 accounts ($1.11 per account) and the alert hub ($1.77)" in out
+    assert "trail mode organization" in out
     assert "Security Hub evaluates CloudWatch.1 in member accounts as NO_DATA" in out
     assert main(["plan", "--format", "json", "--policy"]) == 0  # members are no violations
     report = json.loads(capsys.readouterr().out)

@@ -16,7 +16,8 @@ from rootwatch.commands import cli
 from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
 from rootwatch.lambdas import formatter, ledger
-from tests.test_formatter import CORPUS, LOGIN, case, env_for, load
+from rootwatch.program.organization import Account
+from tests.test_formatter import CORPUS, LOGIN, case, directory_of, env_for, load
 
 REGION = "us-east-1"
 TABLE = "rootwatch-incidents"
@@ -34,6 +35,8 @@ class Sns:
 
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # The formatter records incidents in the table its environment names (the hub sets it).
+    monkeypatch.setenv(ledger.ENV_TABLE, TABLE)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -47,17 +50,18 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def record(name: str, **changes: Any) -> dict[str, Any]:
     rec = copy.deepcopy(next(c for c in CORPUS if c["name"] == name)["record"])
+    rec["recipientAccountId"] = "123456789012"  # the account the hub directory knows
     rec.update(changes)
     return rec
 
 
 def alert(ddb: Any, rec: dict[str, Any], *, seconds: float = 60, baseline: Severity = Severity.HIGH,
           config: dict[str, Any] | None = None) -> Sns:
-    env = {**env_for(load(**(config or {})), baseline), ledger.ENV_TABLE: TABLE}
+    directory = directory_of(env_for(load(**(config or {})), baseline))
     sns = Sns()
     when = (detection.wrap_eventbridge(rec)["detail"].get("eventTime"))
     start = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else T0
-    formatter.handler(detection.wrap_eventbridge(rec), None, env=env, client=sns, ledger_client=ddb,
+    formatter.handler(detection.wrap_eventbridge(rec), None, directory=directory, client=sns, ledger_client=ddb,
                       clock=lambda: start + timedelta(seconds=seconds))
     return sns
 
@@ -84,10 +88,11 @@ def test_a_redelivered_alert_changes_nothing(ddb: Any) -> None:
 
 def test_each_account_has_its_own_incident(ddb: Any) -> None:
     alert(ddb, record(LOGIN))
-    other = {**env_for(load(), Severity.HIGH), ledger.ENV_TABLE: TABLE}
-    other[formatter.ENV_ACCOUNT] = json.dumps({"id": "222222222222", "name": "dev", "baseline": "high"})
-    formatter.handler(detection.wrap_eventbridge(record(LOGIN)), None, env=other, client=Sns(), ledger_client=ddb)
-    assert sorted(i["account"] for i in ledger.incidents(ddb, TABLE)) == ["123456789012", "222222222222"]
+    dev = Account("222222222299", "dev", ou_path=("r-ex01",), ou_name="Root")
+    other = directory_of(env_for(load(), Severity.HIGH, dev))
+    formatter.handler(detection.wrap_eventbridge(record(LOGIN, recipientAccountId=dev.id)), None, directory=other,
+                      client=Sns(), ledger_client=ddb)
+    assert sorted(i["account"] for i in ledger.incidents(ddb, TABLE)) == ["123456789012", "222222222299"]
 
 
 def test_break_glass_and_the_assume_root_session_are_recorded(ddb: Any) -> None:
@@ -105,8 +110,9 @@ def test_break_glass_and_the_assume_root_session_are_recorded(ddb: Any) -> None:
 
 
 def test_drills_open_no_incident(ddb: Any) -> None:
-    env = {**env_for(load(), Severity.HIGH), ledger.ENV_TABLE: TABLE}
-    formatter.handler({"source": formatter.DRILL_SOURCE, "detail": {"drillId": "x"}}, None, env=env, client=Sns(),
+    directory = directory_of(env_for(load(), Severity.HIGH))
+    formatter.handler({"source": formatter.DRILL_SOURCE, "detail": {"drillId": "x"}}, None, directory=directory,
+                      client=Sns(),
                       ledger_client=ddb)
     assert ledger.incidents(ddb, TABLE) == []
 
@@ -172,10 +178,13 @@ def test_concurrent_alerts_of_one_account_make_one_incident(ddb: Any) -> None:
     assert inc["firstEvent"] == "2025-03-04T10:15:00Z" and inc["lastEvent"] == "2025-03-04T10:15:07Z"
 
 
-def test_a_broken_ledger_never_costs_the_alert(ddb: Any, caplog: pytest.LogCaptureFixture) -> None:
-    env = {**env_for(load(), Severity.HIGH), ledger.ENV_TABLE: "no-such-table"}
+def test_a_broken_ledger_never_costs_the_alert(ddb: Any, caplog: pytest.LogCaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ledger.ENV_TABLE, "no-such-table")
+    directory = directory_of(env_for(load(), Severity.HIGH))
     sns = Sns()
-    result = formatter.handler(detection.wrap_eventbridge(case(LOGIN)), None, env=env, client=sns, ledger_client=ddb)
+    result = formatter.handler(detection.wrap_eventbridge(case(LOGIN)), None, directory=directory, client=sns,
+                               ledger_client=ddb)
     assert len(sns.requests) == 1 and result["kind"] == "root"
     assert "incident ledger update failed" in caplog.text
 

@@ -11,7 +11,7 @@ import pytest
 from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
 from rootwatch.lambdas import metrics
-from tests.test_formatter import CORPUS, LOGIN, Routes, case, env_for, load
+from tests.test_formatter import CORPUS, LOGIN, Routes, case, directory_of, env_for, event, load
 from tests.test_formatter import routes as routes  # noqa: F401 - the fixture
 
 EVENT_TIME = datetime(2025, 3, 4, 10, 15, 0, tzinfo=timezone.utc)  # the corpus login's eventTime
@@ -106,12 +106,12 @@ def emf(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 def test_formatter_message_and_metric_carry_the_time_to_detect(routes: Routes, emf: Any) -> None:  # noqa: F811
     from rootwatch.lambdas import formatter
 
-    env = env_for(load(), Severity.HIGH)
+    directory = directory_of(env_for(load(), Severity.HIGH))
     sns = Recorder()
-    formatter.handler(detection.wrap_eventbridge(case(LOGIN)), None, env=env, clock=clock(83), client=sns)
+    formatter.handler(event(case(LOGIN)), None, directory=directory, clock=clock(83), client=sns)
     assert "Time to detect: 1 min 23 s from the CloudTrail event time to this alert (within the 5-minute target)" \
         in sns.text().splitlines()
-    formatter.handler(detection.wrap_eventbridge(case(LOGIN)), None, env=env, clock=clock(83))
+    formatter.handler(event(case(LOGIN)), None, directory=directory, clock=clock(83))
     level, envelope = routes.only()
     assert json.loads(envelope["Message"])["timeToDetectSeconds"] == 83.0
     doc = emf()[-1]
@@ -123,12 +123,12 @@ def test_formatter_message_and_metric_carry_the_time_to_detect(routes: Routes, e
 def test_the_metric_level_is_the_published_level(emf: Any) -> None:
     from rootwatch.lambdas import formatter
 
-    env = env_for(load(), Severity.LOW)
+    directory = directory_of(env_for(load(), Severity.LOW))
     no_mfa = next(c for c in CORPUS if c["name"] == "root-console-login-success-no-mfa")["record"]
     sns = Recorder()
-    formatter.handler(detection.wrap_eventbridge(no_mfa), None, env=env, clock=clock(400), client=sns)
+    formatter.handler(event(no_mfa), None, directory=directory, clock=clock(400), client=sns)
     (doc,) = emf()
-    assert sns.requests[0]["TopicArn"].endswith("rootwatch-alerts-critical")
+    assert sns.requests[0]["TopicArn"].endswith("rootwatch-hub-critical")
     assert doc["level"] == "critical" and doc["TimeToDetect"] == 399.0
     assert "OVER the 5-minute target" in sns.text()
 
@@ -136,12 +136,12 @@ def test_the_metric_level_is_the_published_level(emf: Any) -> None:
 def test_drills_and_timeless_events_publish_without_a_metric(emf: Any) -> None:
     from rootwatch.lambdas import formatter
 
-    env = env_for(load(), Severity.HIGH)
+    directory = directory_of(env_for(load(), Severity.HIGH))
     sns = Recorder()
-    formatter.handler({"not": "an event"}, None, env=env, clock=clock(1), client=sns)
+    formatter.handler({"not": "an event"}, None, directory=directory, clock=clock(1), client=sns)
     assert "Time to detect: unknown" in sns.text()
     drill = {"source": formatter.DRILL_SOURCE, "time": "2025-03-04T10:15:00Z", "detail": {"drillId": "abc", "level": "high"}}
-    formatter.handler(drill, None, env=env, clock=clock(2), client=sns)
+    formatter.handler(drill, None, directory=directory, clock=clock(2), client=sns)
     assert len(sns.requests) == 2 and "[DRILL]" in sns.requests[1]["Subject"]
     assert "Time to detect" not in sns.text()  # the drill measures itself, end to end
     assert emf() == []

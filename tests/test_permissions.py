@@ -29,7 +29,7 @@ def all_actions() -> set[str]:
 
 
 def test_every_registered_resource_type_and_invoke_is_mapped() -> None:
-    for stack in ("example", "explicit"):
+    for stack in ("example", "explicit", "prevention"):
         r = mockrun.run(stack)
         # A new resource type without actions fails here (KeyError names it).
         permissions.actions_for({x.type for x in r.resources}, [t for t in r.invokes if t in permissions.INVOKE_ACTIONS])
@@ -62,17 +62,32 @@ def test_a_misspelt_action_would_be_caught() -> None:
 def test_the_policies_cover_what_the_program_creates(docs: dict) -> None:
     member = {a for st in docs["member"]["Statement"] for a in st["Action"]}
     assert {"cloudtrail:CreateTrail", "kms:CreateKey", "kms:EnableKeyRotation", "s3:PutBucketLogging",
-            "logs:AssociateKmsKey", "iam:PassRole", "lambda:CreateFunction"} <= member
+            "logs:AssociateKmsKey", "iam:PassRole", "events:PutTargets", "sns:CreateTopic"} <= member
     assert not any(a.startswith("organizations:") for a in member)  # members never discover
+    assert not any(a.startswith(("lambda:", "dynamodb:", "sqs:")) for a in member)  # members run no formatter
+    # The hub account adds what only the hub has, and nothing a member policy already grants.
+    hub = {a for st in docs["alertHub"]["Statement"] for a in st["Action"]}
+    assert {"events:CreateEventBus", "events:PutPermission", "lambda:CreateFunction",
+            "lambda:CreateEventSourceMapping", "dynamodb:CreateTable", "dynamodb:UpdateContinuousBackups",
+            "sqs:CreateQueue", "sqs:SetQueueAttributes", "iam:PassRole"} - member <= hub
+    assert hub.isdisjoint(member) and not any(a.startswith("organizations:") for a in hub)
     mgmt = {a for st in docs["management"]["Statement"] for a in st["Action"]}
     assert {"organizations:ListAccounts", "organizations:ListDelegatedAdministrators", "sts:AssumeRole"} <= mgmt
-    assume = next(st for st in docs["hub"]["Statement"] if st["Sid"] == "AssumeTheMemberRole")
+    assume = next(st for st in docs["delegatedAdmin"]["Statement"] if st["Sid"] == "AssumeTheMemberRole")
     assert assume["Resource"] == "arn:aws:iam::*:role/OrganizationAccountAccessRole"
-    assert not any(a == "*" or a.endswith(":*") for a in member | mgmt)  # least privilege: no wildcards
+    assert not any(a == "*" or a.endswith(":*") for a in member | mgmt | hub)  # least privilege: no wildcards
+
+
+def test_the_management_policy_covers_prevention() -> None:
+    docs = permissions.policies(mockrun.run("prevention"))
+    mgmt = {a for st in docs["management"]["Statement"] for a in st["Action"]}
+    assert {"organizations:CreatePolicy", "organizations:AttachPolicy", "organizations:EnableAWSServiceAccess",
+            "iam:EnableOrganizationsRootSessions", "iam:EnableOrganizationsRootCredentialsManagement"} <= mgmt
 
 
 def test_docs_permissions_md_is_current(docs: dict) -> None:
     text = (mockrun.PROJECT_DIR / "docs" / "permissions.md").read_text()
     assert text == permissions.render_markdown(docs), "regenerate: python -m rootwatch.program.permissions"
     blocks = re.findall(r"```json\n(.*?)\n```", text, re.S)
-    assert [json.loads(b) for b in blocks] == [docs[k] for k in ("management", "hub", "member", "memberTrust")]
+    assert [json.loads(b) for b in blocks] == [docs[k] for k in ("management", "delegatedAdmin", "member", "memberTrust",
+                                                               "alertHub")]

@@ -14,7 +14,7 @@ import pulumi
 import pytest
 
 from rootwatch.program import mockrun, realtime, trailsecurity
-from tests.test_program import IN_SCOPE, MGMT
+from tests.test_program import HUB, IN_SCOPE, MGMT
 
 MEMBER = "222222222201"
 
@@ -63,7 +63,7 @@ def test_an_organization_with_no_accounts_is_refused() -> None:
 
 def previous(ids: set[str], **accounts: Any) -> dict[str, str]:
     base = {"source": "organization", "includeOus": ["ou-ex01-prod0001", "ou-ex01-stag0001", "ou-ex01-sand0001"],
-            "includeAccounts": [MGMT], "previouslyManaged": sorted(ids), **accounts}
+            "includeAccounts": [MGMT, HUB], "previouslyManaged": sorted(ids), **accounts}
     return {"rootwatch:accounts": json.dumps(base)}
 
 
@@ -71,7 +71,7 @@ def test_dropping_more_than_the_allowed_share_of_managed_accounts_is_refused() -
     # A stack that managed 4 more accounts than discovery finds now (a bad OU id, lost permissions).
     gone = {"222222222290", "222222222291", "222222222292", "222222222293"}
     msg = refused(extra_config=previous(IN_SCOPE | gone))
-    assert "remove 4 of the 12 accounts this stack manages" in msg and "maxRemovedFraction 0.1" in msg
+    assert "remove 4 of the 13 accounts this stack manages" in msg and "maxRemovedFraction 0.1" in msg
     assert "222222222290" in msg
 
 
@@ -96,7 +96,8 @@ def test_the_management_account_is_pinned_and_assumes_no_role(run: mockrun.Run) 
 
 def test_a_listed_management_account_is_deployed_through_its_provider_without_a_role() -> None:
     cfg = {"rootwatch:accounts": json.dumps({"source": "list", "list": [
-        {"id": MGMT, "name": "management"}, {"id": MEMBER, "name": "member"}]})}
+        {"id": MGMT, "name": "management"}, {"id": MEMBER, "name": "member"},
+        {"id": HUB, "name": "security-tooling"}]})}
     r = mockrun.run("example", extra_config=cfg)
     providers = {p.name: p.inputs for p in r.by_type("pulumi:providers:aws")}
     assert not providers[f"account-{MGMT}"].get("assumeRoles")  # never a role assumed into itself
@@ -114,8 +115,16 @@ def test_every_trail_is_encrypted_with_its_accounts_rotating_key(run: mockrun.Ru
         assert named(run, f"rootwatch-{acct}-trail").inputs["kmsKeyId"] == key_arn
         # The same key encrypts both log groups.
         assert named(run, f"rootwatch-{acct}-log-group").inputs["kmsKeyId"] == key_arn
-        assert named(run, f"rootwatch-{acct}-formatter-logs").inputs["kmsKeyId"] == key_arn
         assert named(run, f"rootwatch-{acct}-trail-key-alias").inputs["name"] == "alias/rootwatch-trail"
+    # The hub's formatter logs (alert text) are encrypted with the hub's own rotating key.
+    hub_key = named(run, "rootwatch-hub-key")
+    assert hub_key.inputs["enableKeyRotation"] is True
+    assert named(run, "rootwatch-hub-formatter-logs").inputs["kmsKeyId"] == \
+        f"arn:aws:kms:us-east-1:{HUB}:key/mock-key-rootwatch-hub-key"
+    (logs,) = [st for st in json.loads(hub_key.inputs["policy"])["Statement"] if st["Principal"].get("Service")
+               == "logs.us-east-1.amazonaws.com"]
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+        f"arn:aws:logs:us-east-1:{HUB}:log-group:/aws/lambda/rootwatch-alert-formatter"]}}
 
 
 def test_the_trail_key_policy_is_what_cloudtrail_and_cloudwatch_logs_need(run: mockrun.Run) -> None:
@@ -203,9 +212,10 @@ def test_every_satellite_of_the_retained_trail_bucket_is_retained(run: mockrun.R
 
 
 def test_the_formatter_function_waits_for_its_log_group(run: mockrun.Run) -> None:
-    for acct in IN_SCOPE:
-        fn = named(run, f"rootwatch-{acct}-formatter")
-        assert named(run, f"rootwatch-{acct}-formatter-logs").urn in fn.dependencies
+    # The one formatter is the hub's; members run none.
+    (fn,) = run.by_type("aws:lambda/function:Function")
+    assert fn.name == "rootwatch-hub-formatter"
+    assert named(run, "rootwatch-hub-formatter-logs").urn in fn.dependencies
 
 
 # --- 9. shards stay under ~1,500 resources --------------------------------------------------------------
@@ -281,14 +291,22 @@ def test_a_trail_key_without_rotation_fails(inputs: list[Any]) -> None:
     assert "does not rotate" in v.checks["trail"].reason and v.checks["hardening"].status == "fail"
 
 
-@pytest.mark.parametrize("name", ["topic-critical-policy", "alerts-key", "dlq"])
-def test_a_public_topic_key_or_queue_policy_fails(inputs: list[Any], name: str) -> None:
+@pytest.mark.parametrize(("name", "account"), [(f"rootwatch-{MEMBER}-topic-critical-policy", MEMBER),
+                                               (f"rootwatch-{MEMBER}-alerts-key", MEMBER),
+                                               ("rootwatch-hub-events-dlq", HUB), ("rootwatch-hub-intake", HUB),
+                                               ("rootwatch-hub-topic-critical-policy", HUB),
+                                               ("rootwatch-hub-route-queue-policy-0", HUB)])
+def test_a_public_topic_key_or_queue_policy_fails(inputs: list[Any], name: str, account: str) -> None:
+    # The hub's queues and topics are judged with the hub account, which hosts them.
     def open_up(p: dict[str, Any]) -> None:
         doc = json.loads(p["policy"])
         doc["Statement"].append({"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"})
         p["policy"] = json.dumps(doc)
 
-    v = _verdict(_edit(inputs, f"rootwatch-{MEMBER}-{name}", open_up))
+    from rootwatch import compliance
+
+    assert compliance.evaluate(inputs)[account].checks["hardening"].status == "pass"
+    v = compliance.evaluate(_edit(inputs, name, open_up))[account]
     assert v.checks["hardening"].status == "fail" and "Everyone" in v.checks["hardening"].reason
 
 
@@ -333,14 +351,15 @@ def test_the_example_stack_file_has_no_undecryptable_ciphertext() -> None:
 # --- 3. trail.mode existing works or refuses -----------------------------------------------------------------
 
 EXPLICIT = ("333333333301", "333333333302")
+EXPLICIT_HUB = "333333333310"  # the explicit stack's hub, monitored like its members
 
 
 def test_an_existing_log_group_is_looked_up_in_each_account_and_used() -> None:
-    groups = {a: ("/org/cloudtrail/account-trail", "other") for a in EXPLICIT}
+    groups = {a: ("/org/cloudtrail/account-trail", "other") for a in (*EXPLICIT, EXPLICIT_HUB)}
     r = mockrun.run("explicit", log_groups=groups)
     filters = r.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
-    assert sorted(f.inputs["logGroupName"] for f in filters) == ["/org/cloudtrail/account-trail"] * 2
-    assert r.invokes.count("aws:cloudwatch/getLogGroups:getLogGroups") == 2
+    assert sorted(f.inputs["logGroupName"] for f in filters) == ["/org/cloudtrail/account-trail"] * 3
+    assert r.invokes.count("aws:cloudwatch/getLogGroups:getLogGroups") == 3
 
 
 def test_a_missing_existing_log_group_is_refused_naming_account_and_group() -> None:
@@ -355,7 +374,8 @@ def test_a_missing_existing_log_group_is_refused_naming_account_and_group() -> N
 
 def test_control_tower_4_groups_are_found_by_prefix() -> None:
     cfg = {"rootwatch:trail": json.dumps({"mode": "existing", "logGroupPrefix": "aws-controltower/CloudTrailLogs"}),
-           "rootwatch:accounts": json.dumps({"source": "list", "list": [{"id": MGMT, "name": "management"}]})}
+           "rootwatch:accounts": json.dumps({"source": "list", "list": [{"id": MGMT, "name": "management"}]}),
+           "rootwatch:hub": json.dumps({"accountId": MGMT})}  # the management account may be the hub
     r = mockrun.run("explicit", extra_config=cfg, log_groups={MGMT: ("aws-controltower/CloudTrailLogs-a1b2c3",)})
     (f,) = r.by_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
     assert f.inputs["logGroupName"] == "aws-controltower/CloudTrailLogs-a1b2c3"

@@ -133,10 +133,16 @@ def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | No
     region = settings.home_region
     grouped = grouped if grouped is not None else result.by_account()
     per_account: dict[str, dict[str, Any]] = {}
+    volumes = []
     for acct_id in result.outputs.get("accounts", {}):
         account = known.get(acct_id) or organization.Account(acct_id, "")
         volume = cost.volume_for(settings.cost, lambda m, a=account: organization.matches(m, a))
+        volumes.append(volume)
         per_account[acct_id] = cost.estimate(cost.footprint(grouped.get(acct_id, [])), volume, region, book).to_json()
+    hub_resources = grouped.get(mockrun.HUB_GROUP, [])
+    # The hub is priced on its own: one bus, formatter, queue set and table for the whole organization.
+    hub_cost = cost.estimate(cost.footprint(hub_resources), cost.hub_volume(volumes), settings.hub_region,
+                             book).to_json() if hub_resources else None
     summary = {
         "currency": "USD",
         "pricesChecked": book.checked,
@@ -145,6 +151,7 @@ def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | No
         "trailMode": settings.trail.mode,
         "assumptions": cost.assumptions(book, settings.cost),
         "tradeOffs": cost.trade_offs(settings.trail.mode, settings.trail.log_group_name),
+        "hub": hub_cost,
     }
     return per_account, summary
 
@@ -176,13 +183,13 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
     kpis = compliance.get("kpis", {}) if isinstance(compliance, dict) else {}
     hub_out = outputs.get("hub")
     hub = None
-    from rootwatch.program import trailsecurity
+    from rootwatch.program import mockrun, trailsecurity
     if isinstance(hub_out, dict):
         hub = {
             "accountId": hub_out.get("accountId"), "region": hub_out.get("region"),
             "routes": hub_out.get("routes", {}), "pendingConfirmation": hub_out.get("pendingConfirmation", {}),
             # The hub's own resources (under the AlertHub component, grouped apart from the members).
-            "resources": len(grouped.get("", [])),
+            "resources": len(grouped.get(mockrun.HUB_GROUP, [])),
             "memberResourcesMax": max((len(a["resources"]) for a in accounts), default=0),
             # The same without what a CIS-clean trail adds (trail key, access-log bucket): the alert chain.
             "memberChainResourcesMax": max(
@@ -199,7 +206,9 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
             "resources": total,
             "resourcesPerAccount": round(total / len(accounts), 1) if accounts else 0,
             "policyComplianceScore": kpis.get("policyComplianceScore"),
-            "monthlyCostUsd": round(sum(c["monthlyUsd"] for c in costs.values()), 2),
+            # The accounts' monitors and the alert hub.
+            "monthlyCostUsd": round(sum(c["monthlyUsd"] for c in costs.values())
+                                    + (cost_summary["hub"] or {}).get("monthlyUsd", 0.0), 2),
         },
         "cost": cost_summary,
         "warnings": list(result.warnings),
@@ -253,14 +262,17 @@ def _usd(amount: float) -> str:
 def _render_cost(report: dict[str, Any], out: TextIO) -> None:
     c, t = report["cost"], report["totals"]
     n = t["accounts"]
-    per = t["monthlyCostUsd"] / n if n else 0.0
+    hub = c.get("hub")
+    hub_usd = hub["monthlyUsd"] if hub else 0.0
+    per = (t["monthlyCostUsd"] - hub_usd) / n if n else 0.0
     prices = f"{c['region']} list prices" if c["regionPricesChecked"] else \
         f"us-east-1 list prices (no {c['region']} prices on file)"
-    out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {n} accounts ({_usd(per)} per account), "
+    what = f"{n} accounts ({_usd(per)} per account)" + (f" and the alert hub ({_usd(hub_usd)})" if hub else "")
+    out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {what}, "
               f"trail mode {c['trailMode']}, {prices}\n")
     services: dict[str, float] = {}
-    for a in report["accounts"]:
-        for svc, usd in a["cost"]["byService"].items():
+    for by_service in [a["cost"]["byService"] for a in report["accounts"]] + ([hub["byService"]] if hub else []):
+        for svc, usd in by_service.items():
             services[svc] = services.get(svc, 0.0) + usd
     shown = [f"{svc} {_usd(usd)}" for svc, usd in sorted(services.items(), key=lambda kv: -kv[1]) if usd >= 0.005]
     out.write(f"  by service: {', '.join(shown) or '-'}\n")

@@ -43,6 +43,7 @@ QUEUE = "aws:sqs/queue:Queue"
 TABLE = "aws:dynamodb/table:Table"
 BUCKET = "aws:s3/bucket:Bucket"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+QUEUE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 
 
 class Resource(Protocol):
@@ -121,6 +122,8 @@ class Footprint:
     functions: int = 0
     function_memory_mb: int = 0
     queues: int = 0
+    # Lambda event source mappings on a queue: their pollers receive all the time, messages or not.
+    queue_mappings: int = 0
     tables: int = 0
     buckets: int = 0
     # The trail bucket's lifecycle: days to Glacier (0 = never) and to expiry (0 = never).
@@ -181,6 +184,7 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
         functions=counts.get(FUNCTION, 0),
         function_memory_mb=memory,
         queues=counts.get(QUEUE, 0),
+        queue_mappings=counts.get(QUEUE_MAPPING, 0),
         tables=counts.get(TABLE, 0),
         buckets=counts.get(BUCKET, 0),
         glacier_after_days=glacier,
@@ -223,6 +227,13 @@ def volume_for(cost: Any, matches: _Matcher) -> Volume:
                 f"override {n}",
             )
     return Volume(cost.events_per_month, cost.bytes_per_event, cost.has_trail, cost.alerts_per_month)
+
+
+def hub_volume(member_volumes: Sequence[Volume]) -> Volume:
+    """The alert hub's volumes: it formats and routes every account's alerts, and records no trail
+    events of its own (its account's trail is counted with that account's monitor)."""
+    size = max((v.bytes_per_event for v in member_volumes), default=1)
+    return Volume(0, size, True, sum(v.alerts_per_month for v in member_volumes), "hub: the sum of every account's alerts")
 
 
 # --- the estimate --------------------------------------------------------------------
@@ -364,8 +375,12 @@ def estimate(fp: Footprint, vol: Volume, region: str, book: PriceBook | None = N
             * fp.function_memory_mb / 1024, "lambda.armGbSecond")
 
     if fp.queues:
-        # The dead-letter queue stays empty while delivery works; nothing polls it.
-        add("SQS", "dead-letter queue requests", 0, "sqs.requests")
+        # Dead-letter queues stay empty while delivery works; nothing polls them. A queue the
+        # formatter reads is long-polled by Lambda's pollers around the clock, messages or not.
+        polls = fp.queue_mappings * book.assume("sqsIdlePollers") * hours * 3600 / book.assume("sqsLongPollSeconds")
+        add("SQS", "Lambda pollers' receives on the alarm intake queue (idle)", polls, "sqs.requests")
+        # Per alarm message: the send (SNS delivery), the delete after the formatter's success.
+        add("SQS", "alarm messages sent and deleted", alerts * 2 * fp.queue_mappings, "sqs.requests")
 
     if fp.tables:
         add("DynamoDB", "table writes (one per alert)", alerts * fp.tables, "dynamodb.writeRequests")

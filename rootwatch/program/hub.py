@@ -47,7 +47,7 @@ from rootwatch.lambdas.formatter import (
     HUB_TOPIC_PREFIX,
 )
 from rootwatch.lambdas import ledger as ledger_items
-from rootwatch.program import alerting, ledger, realtime
+from rootwatch.program import alerting, ledger, realtime, trailsecurity
 from rootwatch.program.organization import Account, baseline_severity
 from rootwatch.program.settings import SECRET_PLACEHOLDER, RootwatchSettings
 
@@ -120,6 +120,18 @@ def bus_policy(hub: str, region: str, organization_id: str | None, accounts: Seq
     else:
         stmt["Principal"] = {"AWS": sorted(f"arn:{partition(region)}:iam::{a}:root" for a in set(accounts))}
     return {"Version": "2012-10-17", "Statement": [stmt]}
+
+
+def formatter_log_group_arn(hub: str, region: str) -> str:
+    return f"arn:{partition(region)}:logs:{region}:{hub}:log-group:/aws/lambda/{FUNCTION_NAME}"
+
+
+def hub_key_policy(hub: str, region: str) -> dict[str, Any]:
+    """The alert-topic key (CloudWatch and EventBridge encrypt to it), which also encrypts the
+    formatter's log group: the alerts' text (callers, IP addresses) is in those logs."""
+    policy = alerting.alert_key_policy(hub, region)
+    policy["Statement"].append(trailsecurity.logs_key_statement(region, [formatter_log_group_arn(hub, region)]))
+    return policy
 
 
 def hub_topic_policy(hub: str, region: str, level: Severity) -> dict[str, Any]:
@@ -284,9 +296,9 @@ class AlertHub(pulumi.ComponentResource):
 
         # Topics and routes.
         key = aws.kms.Key(
-            f"{name}-key", description="rootwatch hub: encrypts the alert topics (usable by CloudWatch and EventBridge)",
+            f"{name}-key", description="rootwatch hub: encrypts the alert topics (usable by CloudWatch and EventBridge) and the formatter logs",
             enable_key_rotation=True, deletion_window_in_days=30,
-            policy=json.dumps(alerting.alert_key_policy(hub, region)), region=region, tags=tags, opts=stateful)
+            policy=json.dumps(hub_key_policy(hub, region)), region=region, tags=tags, opts=stateful)
         aws.kms.Alias(f"{name}-key-alias", name=KEY_ALIAS, target_key_id=key.key_id, region=region, opts=child)
         topics: dict[Severity, aws.sns.Topic] = {}
         for lvl in levels:
@@ -329,7 +341,7 @@ class AlertHub(pulumi.ComponentResource):
                               protect=s.protect, tags=tags)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-formatter-logs", name=f"/aws/lambda/{FUNCTION_NAME}", retention_in_days=s.trail.retention_days,
-            region=region, tags=tags, opts=child)
+            kms_key_id=key.arn, region=region, tags=tags, opts=child)
 
         # The formatter.
         topic_list = [topic_arn(hub, region, lvl) for lvl in levels]

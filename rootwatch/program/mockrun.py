@@ -27,6 +27,8 @@ from rootwatch.program.settings import SECRET_PLACEHOLDER
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT = "rootwatch"
 MONITOR_TYPE = "rootwatch:index:RootActivityMonitor"
+HUB_TYPE = "rootwatch:index:AlertHub"  # hub.COMPONENT_TYPE (not imported: the hub imports the program)
+HUB_GROUP = "hub"  # by_account's key for the alert hub's own resources
 DEFAULT_SNAPSHOT = PROJECT_DIR / "config" / "example-org.json"
 
 
@@ -71,7 +73,10 @@ class Run:
         return [r for r in self.resources if r.type == typ]
 
     def by_account(self) -> dict[str, list[Registered]]:
-        """Cloud resources grouped by the account whose monitor (or provider) owns them."""
+        """Cloud resources grouped by the account whose monitor (or provider) owns them.
+
+        The alert hub's resources are grouped apart, under ``HUB_GROUP``; organization-level
+        resources (prevention, in the management account) under ``""``."""
         by_urn = {r.urn: r for r in self.resources}
         provider_account = {
             r.urn: r.name.removeprefix("account-") for r in self.resources if r.type == "pulumi:providers:aws"
@@ -85,6 +90,8 @@ class Run:
             while acct is None and node is not None:
                 if node.type == MONITOR_TYPE:
                     acct = node.name.removeprefix("rootwatch-")
+                elif node.type == HUB_TYPE:
+                    acct = HUB_GROUP
                 node = by_urn.get(node.parent)
             groups.setdefault(acct or "", []).append(r)
         return groups

@@ -4,8 +4,9 @@ Every resource type the program creates maps to the IAM actions the Pulumi AWS p
 (Terraform provider underneath) calls to create, read, update, tag and delete it; every
 invoke maps to the actions of its data source. ``policies(run)`` groups them by the account
 they are used in: the management account (discovery, its own monitor, assuming the member
-role), a hub / delegated-administrator account deploying on the management account's behalf,
-and each member account (the assumed role's permission policy and its trust policy).
+role), a delegated-administrator account deploying on the management account's behalf, each
+member account (the assumed role's permission policy and its trust policy), and what the alert
+hub's account needs besides.
 
 ``docs/permissions.md`` is rendered from here (``python -m rootwatch.program.permissions``);
 tests/test_permissions.py checks that it is current, that every registered type is mapped,
@@ -33,6 +34,8 @@ _TAGS = {
     "events": ["events:TagResource", "events:UntagResource", "events:ListTagsForResource"],
     "sqs": ["sqs:TagQueue", "sqs:UntagQueue", "sqs:ListQueueTags"],
     "lambda": ["lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"],
+    "dynamodb": ["dynamodb:TagResource", "dynamodb:UntagResource", "dynamodb:ListTagsOfResource"],
+    "organizations": ["organizations:TagResource", "organizations:UntagResource", "organizations:ListTagsForResource"],
 }
 
 # Resource type -> actions for its whole lifecycle (create, read/refresh, update, delete).
@@ -124,6 +127,42 @@ RESOURCE_ACTIONS: dict[str, list[str]] = {
         "lambda:UpdateFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig",
     ],
     "aws:lambda/permission:Permission": ["lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"],
+    # The alert hub.
+    "aws:cloudwatch/eventBus:EventBus": [
+        "events:CreateEventBus", "events:DescribeEventBus", "events:UpdateEventBus", "events:DeleteEventBus",
+        *_TAGS["events"],
+    ],
+    "aws:cloudwatch/eventBusPolicy:EventBusPolicy": [
+        "events:PutPermission", "events:RemovePermission", "events:DescribeEventBus",
+    ],
+    "aws:sqs/queuePolicy:QueuePolicy": ["sqs:SetQueueAttributes", "sqs:GetQueueAttributes"],
+    "aws:dynamodb/table:Table": [
+        "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable",
+        "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeContinuousBackups",
+        "dynamodb:UpdateContinuousBackups", "dynamodb:GetResourcePolicy", *_TAGS["dynamodb"],
+    ],
+    "aws:lambda/eventSourceMapping:EventSourceMapping": [
+        "lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping",
+        "lambda:DeleteEventSourceMapping", "lambda:ListEventSourceMappings", *_TAGS["lambda"],
+    ],
+    # Prevention, in the management account.
+    "aws:iam/organizationsFeatures:OrganizationsFeatures": [
+        "iam:ListOrganizationsFeatures", "iam:EnableOrganizationsRootCredentialsManagement",
+        "iam:EnableOrganizationsRootSessions", "iam:DisableOrganizationsRootCredentialsManagement",
+        "iam:DisableOrganizationsRootSessions",
+    ],
+    "aws:organizations/awsServiceAccess:AwsServiceAccess": [
+        "organizations:EnableAWSServiceAccess", "organizations:DisableAWSServiceAccess",
+        "organizations:ListAWSServiceAccessForOrganization",
+    ],
+    "aws:organizations/policy:Policy": [
+        "organizations:CreatePolicy", "organizations:DescribePolicy", "organizations:UpdatePolicy",
+        "organizations:DeletePolicy", *_TAGS["organizations"],
+    ],
+    "aws:organizations/policyAttachment:PolicyAttachment": [
+        "organizations:AttachPolicy", "organizations:DetachPolicy", "organizations:ListTargetsForPolicy",
+        "organizations:ListPoliciesForTarget",
+    ],
 }
 
 # Invoke token -> actions of the data source.
@@ -163,7 +202,7 @@ IAM_ONLY_ACTIONS = frozenset({
 BOTOCORE_SERVICE = {
     "cloudtrail": "cloudtrail", "logs": "logs", "cloudwatch": "cloudwatch", "sns": "sns", "sqs": "sqs",
     "kms": "kms", "iam": "iam", "s3": "s3", "events": "events", "lambda": "lambda",
-    "organizations": "organizations", "sts": "sts",
+    "organizations": "organizations", "sts": "sts", "dynamodb": "dynamodb",
 }
 
 
@@ -193,12 +232,16 @@ def _by_service(sid: str, actions: list[str]) -> list[dict[str, Any]]:
 
 def policies(run: "Run", role_name: str = "OrganizationAccountAccessRole") -> dict[str, dict[str, Any]]:
     """The deployer's policies, generated from one mock run (its resources, per account, and invokes)."""
+    from rootwatch.program.mockrun import HUB_GROUP
+
     groups = run.by_account()
     mgmt = next((r.name.removeprefix("account-") for r in run.by_type("pulumi:providers:aws")
                  if not r.inputs.get("assumeRoles")), "")
-    members = [a for a in groups if a and a != mgmt]
+    members = [a for a in groups if a and a not in (mgmt, HUB_GROUP)]
     member_types = sorted({r.type for a in members for r in groups[a]})
-    mgmt_types = sorted({r.type for r in groups.get(mgmt, [])})
+    # The management account's monitor, and the organization-level prevention (grouped under "").
+    mgmt_types = sorted({r.type for r in [*groups.get(mgmt, []), *groups.get("", [])]})
+    hub_types = sorted({r.type for r in groups.get(HUB_GROUP, [])})
     # What this run called, plus the look-ups other configurations make (a delegated admin caller,
     # trail.mode existing, a configured key alias).
     seen = [t for t in dict.fromkeys(run.invokes) if t.startswith("aws:organizations/")]
@@ -212,11 +255,14 @@ def policies(run: "Run", role_name: str = "OrganizationAccountAccessRole") -> di
         "management": {"Version": "2012-10-17", "Statement": [
             *_by_service("Discover", discovery), assume,
             *_by_service("Monitor", sorted({*actions_for(mgmt_types), *lookups}))]},
-        "hub": {"Version": "2012-10-17", "Statement": [*_by_service("Discover", discovery), assume]},
+        "delegatedAdmin": {"Version": "2012-10-17", "Statement": [*_by_service("Discover", discovery), assume]},
         "member": {"Version": "2012-10-17", "Statement": _by_service("Monitor", sorted({*actions_for(member_types), *lookups}))},
+        # Only what the hub adds to a member's monitor (the hub account is monitored like a member).
+        "alertHub": {"Version": "2012-10-17", "Statement": _by_service(
+            "AlertHub", sorted(set(actions_for(hub_types)) - set(actions_for(member_types)) - set(lookups)))},
         "memberTrust": {"Version": "2012-10-17", "Statement": [{
             "Sid": "TrustTheDeployer", "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::<management-or-hub-account>:role/<deployer-role>"},
+            "Principal": {"AWS": "arn:aws:iam::<management-or-delegated-admin-account>:role/<deployer-role>"},
             "Action": ["sts:AssumeRole", "sts:TagSession"],
             "Condition": {"StringEquals": {"sts:ExternalId": "<rootwatch:access.externalId, when set>"}},
         }]},
@@ -241,17 +287,22 @@ def render_markdown(docs: Mapping[str, Mapping[str, Any]]) -> str:
         "The identity running `pulumi up` with the management account's credentials: organization\n"
         "discovery, assuming the member role, and the management account's own monitor (deployed through\n"
         "its pinned provider with these credentials, no role assumed).\n\n" + block(docs["management"]) +
-        "\n## Hub / delegated administrator\n\n"
+        "\n## Delegated administrator\n\n"
         "When the stack runs from a delegated administrator account instead (registered with\n"
         "`organizations register-delegated-administrator`), that identity needs discovery and the member\n"
         "role only; the management account is then monitored through the member role like any account.\n\n"
-        + block(docs["hub"]) +
+        + block(docs["delegatedAdmin"]) +
         "\n## Member accounts: the assumed role's permissions\n\n"
         "Attach to `rootwatch:access.roleName` in every member account (instead of the broad\n"
         "`OrganizationAccountAccessRole`).\n\n" + block(docs["member"]) +
         "\n## Member accounts: the role's trust policy\n\n"
         "Trust exactly the deploying role; add the external id condition when `rootwatch:access.externalId`\n"
-        "is set.\n\n" + block(docs["memberTrust"])
+        "is set.\n\n" + block(docs["memberTrust"]) +
+        "\n## The alert hub account: what it adds\n\n"
+        "The hub account (`rootwatch:hub.accountId`) is monitored like a member and also hosts the\n"
+        "organization's alert hub (event bus, formatter, topics, queues, tables). Attach this policy\n"
+        "to the same role there, next to the member policy; when the hub is the management account, to\n"
+        "the deploying identity.\n\n" + block(docs["alertHub"])
     )
 
 

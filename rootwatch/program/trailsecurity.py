@@ -83,15 +83,20 @@ def trail_key_policy(account_id: str, region: str, trail_arn: str, log_group_arn
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
             },
-            {
-                "Sid": "AllowCloudWatchLogsEncryptLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": logs_principal(region)},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": list(log_group_arns)}},
-            },
+            logs_key_statement(region, log_group_arns),
         ],
+    }
+
+
+def logs_key_statement(region: str, log_group_arns: Sequence[str]) -> dict[str, Any]:
+    """CloudWatch Logs may use the key for these log groups only (CloudWatch Logs User Guide)."""
+    return {
+        "Sid": "AllowCloudWatchLogsEncryptLogGroups",
+        "Effect": "Allow",
+        "Principal": {"Service": logs_principal(region)},
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": list(log_group_arns)}},
     }
 
 
