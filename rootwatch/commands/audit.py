@@ -22,7 +22,11 @@ its own credentials), reads what AWS reports, and evaluates six checks:
     no root password;
 ``realtime`` (with ``--realtime``)
     the EventBridge rule in every region, in state
-    ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, with a target.
+    ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, sending to the alert hub's bus
+    (or, without a hub, to some target).
+
+The stack's alert hub is checked too (``rootwatch.commands.audit_hub``: bus, rules,
+formatter, level topics, alarm intake) and reported as ``hub``; ``--no-hub`` skips it.
 
 AWS calls stay in :func:`collect`; :func:`evaluate` is a pure function over the
 plain dicts the describe/get calls returned, so the verdict logic is tested
@@ -70,7 +74,9 @@ HARMLESS_EXCLUSIONS = frozenset({"kms.amazonaws.com", "rdsdata.amazonaws.com"})
 # Errors that mean "this resource is not there", reported as a failed check
 # rather than as an account that could not be audited.
 NOT_FOUND_CODES = frozenset({"NotFound", "NotFoundException", "ResourceNotFoundException",
-                             "TrailNotFoundException", "InvalidParameter"})
+                             "TrailNotFoundException", "InvalidParameter",
+                             # SQS GetQueueUrl (query protocol, then JSON protocol)
+                             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -269,7 +275,7 @@ def org_features_lookup(base: Clients) -> Callable[[], tuple[bool | None, str | 
 
 
 def collect(clients: Clients, account_id: str, *, org: OrgContext, realtime: bool,
-            regions: Sequence[str] | None) -> dict[str, Any]:
+            regions: Sequence[str] | None, hub_bus_arn: str | None = None) -> dict[str, Any]:
     """Read everything the checks need for one account. Plain dicts in, plain dicts out."""
     facts: dict[str, Any] = {"accountId": account_id, "trails": [], "topics": {}}
     home = clients.region
@@ -323,6 +329,7 @@ def collect(clients: Clients, account_id: str, *, org: OrgContext, realtime: boo
         facts["rootCredentialsManagementError"] = err
     if realtime:
         facts["realtime"] = collect_rules(clients, list(regions) if regions else enabled_regions(clients))
+        facts["hubBusArn"] = hub_bus_arn
     return facts
 
 
@@ -727,7 +734,8 @@ def evaluate_root_credentials(facts: Facts) -> Check:
     return _ok("no root access keys; root credentials centrally managed and no root password")
 
 
-def evaluate_realtime(rules: Mapping[str, Any]) -> Check:
+def evaluate_realtime(rules: Mapping[str, Any], hub_bus_arn: str | None = None) -> Check:
+    """Each region's rule enabled for read-only events too; with a hub, it sends to the hub's bus."""
     if not rules:
         return _fail("no regions to check")
     problems: list[str] = []
@@ -741,9 +749,12 @@ def evaluate_realtime(rules: Mapping[str, Any]) -> Check:
                             "or read-only root calls never reach it)")
         elif not r.get("targets"):
             problems.append(f"{region}: rule has no targets")
+        elif hub_bus_arn and hub_bus_arn not in [t.get("Arn") for t in r["targets"]]:
+            problems.append(f"{region}: rule does not send to the alert hub's bus {hub_bus_arn}")
     if problems:
         return _fail("; ".join(problems))
-    return _ok(f"rule {RULE_NAME} in {len(rules)} region(s), {REALTIME_STATE}")
+    where = f", sending to {hub_bus_arn}" if hub_bus_arn else ""
+    return _ok(f"rule {RULE_NAME} in {len(rules)} region(s), {REALTIME_STATE}{where}")
 
 
 def evaluate(facts: Facts, *, realtime: bool = False) -> dict[str, Check]:
@@ -762,7 +773,7 @@ def evaluate(facts: Facts, *, realtime: bool = False) -> dict[str, Check]:
         checks["topic"] = _not_checked("no alarm")
     checks["rootCredentials"] = evaluate_root_credentials(facts)
     if realtime:
-        checks["realtime"] = evaluate_realtime(facts.get("realtime") or {})
+        checks["realtime"] = evaluate_realtime(facts.get("realtime") or {}, facts.get("hubBusArn"))
     return checks
 
 
@@ -778,7 +789,8 @@ def kpis(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 class AuditContext:
     def __init__(self, base: Clients, caller_account: str | None, role_name: str, org: OrgContext,
-                 realtime: bool, regions: Sequence[str] | None) -> None:
+                 realtime: bool, regions: Sequence[str] | None, hub_bus_arn: str | None = None) -> None:
+        self.hub_bus_arn = hub_bus_arn  # where every member rule must send (None: no hub checked)
         self.base = base
         self.caller_account = caller_account
         self.role_name = role_name
@@ -792,7 +804,8 @@ def audit_account(account_id: str, ctx: AuditContext, name: str = "") -> dict[st
     result: dict[str, Any] = {"id": account_id, "name": name, "compliant": False, "error": None, "checks": {}}
     try:
         clients = account_clients(ctx.base, account_id, ctx.caller_account, ctx.role_name)
-        facts = collect(clients, account_id, org=ctx.org, realtime=ctx.realtime, regions=ctx.regions)
+        facts = collect(clients, account_id, org=ctx.org, realtime=ctx.realtime, regions=ctx.regions,
+                        hub_bus_arn=ctx.hub_bus_arn)
         result["checks"] = evaluate(facts, realtime=ctx.realtime)
         result["compliant"] = all(c["ok"] for c in result["checks"].values())
     except Exception as exc:  # AccessDenied, throttling after retries, timeouts, ...
@@ -898,6 +911,7 @@ def add_parser(subparsers: Any) -> None:
                    help=f"also check the EventBridge rule {RULE_NAME} in every region")
     p.add_argument("--endpoint-url", metavar="URL", help="send every AWS call to this AWS-compatible endpoint")
     p.add_argument("--parallel", type=int, default=8, metavar="N", help="accounts audited at once (default: 8)")
+    p.add_argument("--no-hub", action="store_true", help="do not check the stack's alert hub")
     p.add_argument("--history", metavar="FILE", help="append this run's score and verdicts as one JSON line "
                                                      "(read by `rootwatch report` and `rootwatch playbook`)")
     add_format_option(p)
@@ -921,6 +935,7 @@ def run(args: argparse.Namespace) -> int:
 
     if rootcreds.wanted(args):  # the root-credential posture; gets this module as its AWS edge
         return rootcreds.run(args, sys.modules[__name__])
+    explicit_stack = args.stack is not None
     args.stack = args.stack or "example"  # like `plan`; the posture above covers the whole organization
     validate_role_name(args.role_name)
     if args.region:
@@ -938,18 +953,44 @@ def run(args: argparse.Namespace) -> int:
         caller = base("sts").get_caller_identity()["Account"]
     except Exception as exc:
         raise RootwatchError(f"cannot identify the calling account: {describe_error(exc)}") from None
+    # The stack's hub: with --accounts only when --stack names the stack.
+    target = None if args.no_hub or (args.accounts and not explicit_stack) else hub_target(args.stack)
+    hub_bus = None
+    if target is not None:
+        from rootwatch.program.realtime import hub_bus_arn
+
+        hub_bus = hub_bus_arn(target.account_id, target.region)
     ctx = AuditContext(base, caller, args.role_name, OrgContext(mgmt, org_features_lookup(base)),
-                       args.realtime, regions)
+                       args.realtime, regions, hub_bus)
     results = audit_accounts(accounts, ctx, args.parallel)
+    hub_result = None
+    if target is not None:
+        from rootwatch.commands import audit_hub
+
+        hub_result = audit_hub.audit_hub(sys.modules[__name__], target, ctx)
     report = {"schema": SCHEMA, "stack": None if args.accounts else _stack_name(args.stack),
-              "accounts": results, "skipped": skipped, "kpis": kpis(results)}
+              "accounts": results, "skipped": skipped, "kpis": kpis(results), "hub": hub_result}
     if args.history:
         _append_history(args.history, report)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
         print_text(report, realtime=args.realtime)
-    return 0 if all(r["compliant"] for r in results) else 1
+    hub_ok = hub_result is None or hub_result["compliant"]
+    return 0 if hub_ok and all(r["compliant"] for r in results) else 1
+
+
+def hub_target(stack: str) -> Any:
+    """The stack's alert hub (None when it has none), from the stack's own settings."""
+    from rootwatch.commands.audit_hub import HubTarget
+    from rootwatch.program import mockrun
+    from rootwatch.program import settings as rw_settings
+
+    try:
+        settings = rw_settings.load(mockrun.load_stack_config(stack).values)
+    except RootwatchError as exc:
+        raise RootwatchError(f"stack {mockrun.stack_name(stack)}: {exc}") from None
+    return HubTarget.from_settings(settings)
 
 
 def _appendable(path: str) -> None:
@@ -988,6 +1029,10 @@ def print_text(report: Mapping[str, Any], *, realtime: bool, out: Any = None) ->
                 print(f"    {c}: {check['reason']}", file=out)
     for s in report.get("skipped", []):
         print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<6} {s['reason']}", file=out)
+    if report.get("hub"):
+        from rootwatch.commands.audit_hub import print_hub
+
+        print_hub(report["hub"], out)
     k = report["kpis"]
     score = "n/a" if k["policyComplianceScore"] is None else f"{k['policyComplianceScore']}%"
     print(f"\n{k['accountsCompliant']}/{k['accountsInScope']} accounts compliant; policy compliance score {score}",
