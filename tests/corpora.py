@@ -31,17 +31,22 @@ def project_records() -> list[tuple[str, bytes, Any]]:
     return [(c["name"], orjson.dumps(c["record"]), c["record"]) for c in cases]
 
 
-def realworld_records() -> list[tuple[str, bytes, Any]]:
+def require_realworld_dir() -> Path:
+    """The held-out corpus, or skip (fail under CI, where it must be present)."""
     d = realworld_dir()
     if d is None:
         if os.environ.get("CI"):
             pytest.fail("shared/realworld-cloudtrail is missing beside the clone")
         pytest.skip("the held-out corpus shared/realworld-cloudtrail is not beside this clone")
+    return d
+
+
+def realworld_records() -> list[tuple[str, bytes, Any]]:
+    d = require_realworld_dir()
     lines = (d / "records.jsonl").read_bytes().splitlines()
     return [(f"records.jsonl:{n}", line, orjson.loads(line)) for n, line in enumerate(lines, 1)]
 
 
 def realworld_labels() -> dict[int, dict[str, Any]]:
-    d = realworld_dir()
-    assert d is not None
+    d = require_realworld_dir()
     return {v["line"]: v for v in json.loads((d / "labels.json").read_text()).values()}

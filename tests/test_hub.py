@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
+from corpora import require_realworld_dir
 from moto import mock_aws
 
 from rootwatch.core.errors import ConfigError
@@ -31,7 +32,6 @@ HUB = "222222222208"
 MGMT = "111111111111"
 MEMBERS = {MGMT, "222222222201", "222222222202", "222222222203", "222222222204", "222222222205", "222222222206",
            "222222222208", "222222222210"}
-REALWORLD = Path("/work/shared/realworld-cloudtrail")
 SUB = "aws:sns/topicSubscription:TopicSubscription"
 ROUTES = {lvl: [{"protocol": "email", "endpoint": "oncall@example.com"}] for lvl in ("low", "medium", "high", "critical")}
 
@@ -423,7 +423,7 @@ def test_a_broken_formatter_ends_in_the_dead_letter_queue_its_alarm_watches(aws:
 
 
 def realworld(event_name: str, identity_type: str) -> dict[str, Any]:
-    for line in (REALWORLD / "records.jsonl").read_text().splitlines():
+    for line in (require_realworld_dir() / "records.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r.get("eventName") == event_name and r.get("userIdentity", {}).get("type") == identity_type:
             return r
@@ -432,8 +432,9 @@ def realworld(event_name: str, identity_type: str) -> dict[str, Any]:
 
 def aws_pair() -> tuple[dict[str, Any], dict[str, Any]]:
     """The caller-side AssumeRoot record and the member-side record of that session (labels.json)."""
-    labels = json.loads((REALWORLD / "labels.json").read_text())
-    lines = (REALWORLD / "records.jsonl").read_text().splitlines()
+    corpus = require_realworld_dir()
+    labels = json.loads((corpus / "labels.json").read_text())
+    lines = (corpus / "records.jsonl").read_text().splitlines()
     caller = json.loads(lines[next(v["line"] for v in labels.values() if v["eventName"] == "AssumeRoot") - 1])
     key = caller["responseElements"]["credentials"]["accessKeyId"]
     member = next(json.loads(x) for x in lines if json.loads(x).get("userIdentity", {}).get("type") == "Root"
