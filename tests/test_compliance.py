@@ -315,7 +315,7 @@ def test_topic_on_aws_managed_key_fails(resources: list[PolicyInput]) -> None:
 def test_key_policy_must_let_cloudwatch_use_the_key(resources: list[PolicyInput]) -> None:
     def no_services(p: dict[str, Any]) -> None:
         doc = json.loads(p["policy"])
-        doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "AllowAlarmAndEventDelivery"]
+        doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "AllowAlarmDelivery"]
         p["policy"] = json.dumps(doc)
 
     c = only_failure(verdict(changed(resources, compliance.KEY_TYPE, MEMBER, no_services, "alerts-key")))

@@ -193,7 +193,7 @@ def test_trail_role_may_only_write_to_its_log_group(run: mockrun.Run) -> None:
             assert st["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
 
 
-def test_alert_key_lets_cloudwatch_and_eventbridge_encrypt(run: mockrun.Run) -> None:
+def test_alert_key_lets_only_this_accounts_alarms_encrypt(run: mockrun.Run) -> None:
     for key in run.by_type("aws:kms/key:Key"):
         if not key.name.endswith("-alerts-key"):
             continue
@@ -201,9 +201,11 @@ def test_alert_key_lets_cloudwatch_and_eventbridge_encrypt(run: mockrun.Run) -> 
         doc = policy(key)
         admin = statement(doc, "EnableAccountIamPolicies")
         assert admin["Principal"] == {"AWS": f"arn:aws:iam::{acct}:root"}
-        use = statement(doc, "AllowAlarmAndEventDelivery")
-        assert set(use["Principal"]["Service"]) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
-        assert set(use["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        use = statement(doc, "AllowAlarmDelivery")
+        assert use["Principal"] == {"Service": ["cloudwatch.amazonaws.com"]}
+        assert use["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert use["Condition"] == {"StringEquals": {"aws:SourceAccount": acct},
+                                    "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:*:{acct}:alarm:*"}}
         assert key.inputs["enableKeyRotation"] is True
 
 

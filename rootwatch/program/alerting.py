@@ -21,7 +21,12 @@ TOPIC_PREFIX = "rootwatch-alerts"
 KEY_ALIAS = "alias/rootwatch-alerts"
 # Services that publish to the alert topics and so must use its key. A topic on
 # the AWS-managed alias/aws/sns key silently drops CloudWatch alarm notifications.
-KEY_USER_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+# Only CloudWatch alarms publish to them: every EventBridge rule sends to the hub's bus
+# or its formatter, so events.amazonaws.com gets no use of the key.
+KEY_USER_SERVICES = ("cloudwatch.amazonaws.com",)
+# What SNS asks KMS for on a publisher's behalf (SNS Developer Guide, "Enable compatibility
+# between event sources from AWS services and encrypted topics"): nothing broader.
+KEY_USER_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
 def topic_name(level: Severity) -> str:
@@ -46,11 +51,16 @@ def alert_key_policy(account_id: str, region: str) -> dict[str, Any]:
                 "Resource": "*",
             },
             {
-                "Sid": "AllowAlarmAndEventDelivery",
+                # Confused deputy: only this account's alarms may make CloudWatch use the key.
+                "Sid": "AllowAlarmDelivery",
                 "Effect": "Allow",
                 "Principal": {"Service": list(KEY_USER_SERVICES)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Action": list(KEY_USER_ACTIONS),
                 "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {"aws:SourceArn": f"arn:{partition(region)}:cloudwatch:*:{account_id}:alarm:*"},
+                },
             },
         ],
     }
