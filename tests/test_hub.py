@@ -534,3 +534,11 @@ def test_the_hub_keeps_the_incident_ledger_and_its_formatter_records_into_it() -
     assert st["RecordIncidents"] == {"Sid": "RecordIncidents", "Effect": "Allow",
                                      "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
                                      "Resource": "arn:aws:dynamodb:us-east-1:222222222208:table/rootwatch-incidents"}
+
+
+def test_the_offline_runner_groups_by_the_components_real_types() -> None:
+    # mockrun keeps its own copies (it must not import program modules before set_mocks).
+    from rootwatch.program import monitor
+
+    assert mockrun.HUB_TYPE == hubmod.COMPONENT_TYPE
+    assert mockrun.MONITOR_TYPE == monitor.COMPONENT_TYPE

@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
+import functools
 import json
 import re
 import sys
@@ -873,14 +874,9 @@ def _scope(args: argparse.Namespace, base: Clients) -> tuple[list[tuple[str, str
 def stack_scope(stack: str, snap: Any) -> tuple[list[tuple[str, str]], list[dict[str, str]], str | None]:
     """The snapshot's accounts the stack deploys to (snapshot order), and the others with why."""
     from rootwatch.program import mockrun, organization
-    from rootwatch.program import settings as rw_settings
 
-    config = mockrun.load_stack_config(stack)
     name = mockrun.stack_name(stack)
-    try:
-        settings = rw_settings.load(config.values)
-    except RootwatchError as exc:
-        raise RootwatchError(f"stack {name}: {exc}") from None
+    settings = stack_settings(stack)
     scope = organization.program_scope(settings, snap)
     if (problem := organization.empty_scope_problem(settings, scope)) is not None:
         raise RootwatchError(f"stack {name}: {problem}")
@@ -935,6 +931,7 @@ def run(args: argparse.Namespace) -> int:
 
     if rootcreds.wanted(args):  # the root-credential posture; gets this module as its AWS edge
         return rootcreds.run(args, sys.modules[__name__])
+    stack_settings.cache_clear()  # a stack file may change between runs in one process
     explicit_stack = args.stack is not None
     args.stack = args.stack or "example"  # like `plan`; the posture above covers the whole organization
     validate_role_name(args.role_name)
@@ -980,17 +977,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if hub_ok and all(r["compliant"] for r in results) else 1
 
 
-def hub_target(stack: str) -> Any:
-    """The stack's alert hub (None when it has none), from the stack's own settings."""
-    from rootwatch.commands.audit_hub import HubTarget
+@functools.lru_cache(maxsize=4)
+def stack_settings(stack: str) -> Any:
+    """The stack's validated settings, read once per run (scope and hub both need them)."""
     from rootwatch.program import mockrun
     from rootwatch.program import settings as rw_settings
 
+    config = mockrun.load_stack_config(stack)  # its own one-line errors (missing file, bad YAML)
     try:
-        settings = rw_settings.load(mockrun.load_stack_config(stack).values)
+        return rw_settings.load(config.values)
     except RootwatchError as exc:
         raise RootwatchError(f"stack {mockrun.stack_name(stack)}: {exc}") from None
-    return HubTarget.from_settings(settings)
+
+
+def hub_target(stack: str) -> Any:
+    """The stack's alert hub (None when it has none), from the stack's own settings."""
+    from rootwatch.commands.audit_hub import HubTarget
+
+    return HubTarget.from_settings(stack_settings(stack))
 
 
 def _appendable(path: str) -> None:

@@ -264,7 +264,7 @@ def _render_cost(report: dict[str, Any], out: TextIO) -> None:
     n = t["accounts"]
     hub = c.get("hub")
     hub_usd = hub["monthlyUsd"] if hub else 0.0
-    per = (t["monthlyCostUsd"] - hub_usd) / n if n else 0.0
+    per = sum(a["cost"]["monthlyUsd"] for a in report["accounts"]) / n if n else 0.0
     prices = f"{c['region']} list prices" if c["regionPricesChecked"] else \
         f"us-east-1 list prices (no {c['region']} prices on file)"
     what = f"{n} accounts ({_usd(per)} per account)" + (f" and the alert hub ({_usd(hub_usd)})" if hub else "")

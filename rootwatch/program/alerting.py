@@ -22,7 +22,10 @@ KEY_ALIAS = "alias/rootwatch-alerts"
 # Services that publish to the alert topics and so must use its key. A topic on
 # the AWS-managed alias/aws/sns key silently drops CloudWatch alarm notifications.
 # Only CloudWatch alarms publish to them: every EventBridge rule sends to the hub's bus
-# or its formatter, so events.amazonaws.com gets no use of the key.
+# or its formatter, so events.amazonaws.com gets no use of the key. A rule that targets a
+# topic needs it here too (the topic policy's EventBridgePublish alone is not enough: KMS
+# refuses and the delivery fails silently), and without a source condition, which KMS does
+# not receive for EventBridge deliveries.
 KEY_USER_SERVICES = ("cloudwatch.amazonaws.com",)
 # What SNS asks KMS for on a publisher's behalf (SNS Developer Guide, "Enable compatibility
 # between event sources from AWS services and encrypted topics"): nothing broader.
@@ -51,7 +54,9 @@ def alert_key_policy(account_id: str, region: str) -> dict[str, Any]:
                 "Resource": "*",
             },
             {
-                # Confused deputy: only this account's alarms may make CloudWatch use the key.
+                # Confused deputy: only this account's alarms may make CloudWatch use the key
+                # (CloudWatch passes aws:SourceAccount/SourceArn to KMS when SNS encrypts its
+                # notification; `rootwatch drill` proves the path live, alarm to inbox).
                 "Sid": "AllowAlarmDelivery",
                 "Effect": "Allow",
                 "Principal": {"Service": list(KEY_USER_SERVICES)},

@@ -127,7 +127,7 @@ def formatter_log_group_arn(hub: str, region: str) -> str:
 
 
 def hub_key_policy(hub: str, region: str) -> dict[str, Any]:
-    """The alert-topic key (CloudWatch and EventBridge encrypt to it), which also encrypts the
+    """The alert-topic key (the hub's CloudWatch alarms encrypt to it), which also encrypts the
     formatter's log group: the alerts' text (callers, IP addresses) is in those logs."""
     policy = alerting.alert_key_policy(hub, region)
     policy["Statement"].append(trailsecurity.logs_key_statement(region, [formatter_log_group_arn(hub, region)]))
@@ -296,7 +296,7 @@ class AlertHub(pulumi.ComponentResource):
 
         # Topics and routes.
         key = aws.kms.Key(
-            f"{name}-key", description="rootwatch hub: encrypts the alert topics (usable by CloudWatch and EventBridge) and the formatter logs",
+            f"{name}-key", description="rootwatch hub: encrypts the alert topics (usable by CloudWatch alarms) and the formatter logs",
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=json.dumps(hub_key_policy(hub, region)), region=region, tags=tags, opts=stateful)
         aws.kms.Alias(f"{name}-key-alias", name=KEY_ALIAS, target_key_id=key.key_id, region=region, opts=child)
