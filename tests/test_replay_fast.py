@@ -131,6 +131,20 @@ def test_jobs_give_the_same_output_in_the_same_order(tmp_path: Path, monkeypatch
     assert "1 malformed skipped" in ", ".join(runs[0][2]) and "f99-bad.jsonl:1: malformed JSON line" in runs[0][3][0]
 
 
+def test_workers_hand_back_the_same_matches(tmp_path: Path) -> None:
+    """Across processes a Match keeps every verdict, its whole Finding and the reported fields."""
+    paths = _write_files(tmp_path, 5)
+    serial: list[replay.Match] = []
+    parallel: list[replay.Match] = []
+    replay.replay(paths, replay.builtin_evaluator(), serial.append, replay.Problems(io.StringIO()), jobs=1)
+    replay.replay(paths, replay.builtin_evaluator(), parallel.append, replay.Problems(io.StringIO()), jobs=3)
+    assert len(serial) > 5 * 10 and parallel == serial
+    assert all(m.finding is not None and type(m.finding.severity) is replay.Severity for m in parallel)
+    # Records are cut to what outputs read, in both modes alike.
+    assert {k for m in serial for k in m.record} <= set(replay.REPORTED_FIELDS)
+    assert all("userIdentity" in m.record and "eventID" in m.record for m in serial)
+
+
 def test_jobs_must_be_a_positive_number(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("rootwatch.commands.replay",))
     with pytest.raises(SystemExit) as exc:
