@@ -78,6 +78,22 @@ def test_the_intake_needs_an_enabled_mapping_to_the_formatter() -> None:
     assert not off["ok"] and "mappings: Disabled" in off["reason"] and "pile up unread" in off["reason"]
 
 
+def test_tamper_alerts_need_a_path_without_the_formatter() -> None:
+    critical = hubmod.topic_arn(HUB, REGION, Severity.CRITICAL)
+    good = {k: {"rule": {"State": "ENABLED"}, "targets": [{"Arn": FN_ARN}, {"Arn": critical}]}
+            for k in ("direct", "hubTamper")}
+    beat = {"AlarmName": hubmod.HEARTBEAT_ALARM, "ActionsEnabled": True, "AlarmActions": [critical]}
+    assert audit_hub.evaluate_tamper_path(good, beat, critical)["ok"]
+    lost = {**good, "hubTamper": {"rule": {"State": "ENABLED"}, "targets": [{"Arn": FN_ARN}]}}
+    v = audit_hub.evaluate_tamper_path(lost, None, critical)
+    assert not v["ok"] and f"rule {hubmod.HUB_TAMPER_RULE_NAME} does not publish to {critical}" in v["reason"]
+    assert f"alarm {hubmod.HEARTBEAT_ALARM} missing" in v["reason"]
+    muted = audit_hub.evaluate_tamper_path(good, {**beat, "ActionsEnabled": False}, critical)
+    assert not muted["ok"] and "does not page" in muted["reason"]
+    # With realtime.tamper off the hub has no tamper rule of its own: only the direct bus rule is required.
+    assert audit_hub.evaluate_tamper_path({"direct": good["direct"]}, beat, critical, hub_tamper=False)["ok"]
+
+
 def test_a_hub_topic_is_judged_like_a_member_topic() -> None:
     pending = {"arn": "t", "attributes": {}, "subscriptions": [{"SubscriptionArn": "PendingConfirmation"}]}
     confirmed = {"arn": "t", "attributes": {}, "subscriptions": [{"SubscriptionArn": "arn:aws:sns:us-east-1:1:t:x"}]}
@@ -130,6 +146,14 @@ def build_hub(url: str, hub: str, organization_id: str) -> dict[str, Any]:
         topics[level.value] = sns.create_topic(Name=hubmod.topic_name(level),
                                                Attributes={"KmsMasterKeyId": key["Arn"]})["TopicArn"]
         sns.subscribe(TopicArn=topics[level.value], Protocol="email", Endpoint="secops@example.com")
+    # The formatter-free tamper path: both direct rules to the critical topic, the heartbeat alarm.
+    for rule, bus in ((hubmod.DIRECT_RULE, hubmod.BUS_NAME), (hubmod.HUB_TAMPER_RULE_NAME, "default")):
+        ev.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(hubmod.direct_pattern(hub)))
+        ev.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": hubmod.DIRECT_TARGET_ID, "Arn": topics["critical"]}])
+    c("cloudwatch").put_metric_alarm(
+        AlarmName=hubmod.HEARTBEAT_ALARM, Namespace="rootwatch", MetricName="FormatterHeartbeat", Statistic="Sum",
+        Period=300, EvaluationPeriods=2, Threshold=1, ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching", AlarmActions=[topics["critical"]])
     sqs = c("sqs")
     queue = sqs.create_queue(QueueName=hubmod.INTAKE_QUEUE_NAME)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -228,6 +252,20 @@ def test_a_rule_that_lost_its_target_fails(org: dict[str, Any], capsys: Any, mon
     finally:
         c("events").put_targets(Rule=hubmod.DRILL_RULE, EventBusName=hubmod.BUS_NAME,
                                 Targets=[{"Id": "formatter", "Arn": org["function"]}])
+
+
+def test_a_hub_without_its_heartbeat_alarm_fails(org: dict[str, Any], capsys: Any, monkeypatch: Any) -> None:
+    cw = org["client"]("cloudwatch")
+    [alarm] = cw.describe_alarms(AlarmNames=[hubmod.HEARTBEAT_ALARM])["MetricAlarms"]
+    cw.delete_alarms(AlarmNames=[hubmod.HEARTBEAT_ALARM])
+    try:
+        code, report = audit_json(org, capsys, monkeypatch)
+        check = report["hub"]["checks"]["tamperPath"]
+        assert code == 1 and not check["ok"] and "a silent formatter would go unnoticed" in check["reason"]
+    finally:
+        cw.put_metric_alarm(**{k: alarm[k] for k in ("AlarmName", "Namespace", "MetricName", "Statistic", "Period",
+                                                     "EvaluationPeriods", "Threshold", "ComparisonOperator",
+                                                     "TreatMissingData", "AlarmActions")})
 
 
 def test_a_hub_that_is_not_there_fails_with_one_line_reasons(org: dict[str, Any], capsys: Any, monkeypatch: Any,

@@ -71,24 +71,30 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
 def test_hand_computed_hub_pins_the_arithmetic(example: mockrun.Run) -> None:
     """The example's alert hub at 90 alerts a month (9 accounts x 10), us-east-1 list prices.
 
-    Footprint: 5 standard alarms (two dead-letter queues, formatter errors and throttles, failed
-    rule deliveries); 1 KMS key; 4 topics with 3 e-mail and 1 https route; the 256 MB formatter;
-    3 queues, 1 read by the formatter; 2 tables (AssumeRoot sessions, incidents).
+    Footprint: 6 standard alarms (two dead-letter queues, formatter errors and throttles, failed
+    rule deliveries, the heartbeat); 1 KMS key; 4 topics with 3 e-mail and 1 https route; the 256 MB
+    formatter; 3 queues, 1 read by the formatter; 2 tables (AssumeRoot sessions, incidents); one
+    schedule, rate(5 minutes): 12 x 730 = 8,760 heartbeats.
 
-    Alarms        5 x $0.10                                                        =  0.50
+    Alarms        6 x $0.10                                                        =  0.60
     KMS           1 key x $1.00 + 180 requests x $0.03/10,000                      =  1.00054
     EventBridge   90 events x $1.00/1M                                              =  0.00009
     SNS           90 x $0.50/1M + 67.5 e-mails x $2.00/100k + 22.5 https x $0.60/1M =  0.0014085
     Lambda        90 x $0.20/1M + 90 x 1 s x 0.25 GB x $0.0000133334               =  0.000318
+                  heartbeats 8,760 x $0.20/1M + 8,760 x 0.2 s x 0.25 GB x $0.0000133334
+                                                                                   =  0.007592
+    Logs          8,760 x 3 x 300 B = 0.0073425 GiB x $0.50                        =  0.003671
+    Metric        FormatterHeartbeat, 1 x $0.30                                    =  0.30
     SQS           idle pollers 5 x 730 h x 3,600 / 20 s = 657,000 receives, + 180 sends and deletes,
                   657,180 x $0.40/1M                                               =  0.262872
     DynamoDB      180 writes x $0.625/1M                                           =  0.0001125
-    Total                                                                         =  1.765341
+    Total                                                                         =  2.176604
     """
     fp = cost.footprint(example.by_account()[mockrun.HUB_GROUP])
     assert (fp.standard_alarms, fp.kms_keys, fp.topics, fp.functions, fp.queues, fp.queue_mappings, fp.tables) == \
-        (5, 1, 4, 1, 3, 1, 2)
+        (6, 1, 4, 1, 3, 1, 2)
     assert (fp.subscriptions["email"], fp.subscriptions["https"], fp.trails) == (3, 1, 0)
+    assert (fp.schedules, fp.scheduled_per_hour) == (1, 12.0)
     volume = cost.hub_volume([cost.Volume(300_000, 1500, True, 10)] * 9)
     assert (volume.alerts_per_month, volume.events_per_month) == (90, 0)
     c = cost.estimate(fp, volume, "us-east-1")
@@ -96,7 +102,15 @@ def test_hand_computed_hub_pins_the_arithmetic(example: mockrun.Run) -> None:
     assert by["SQS"] == pytest.approx(657_180 * 0.40 / 1e6)
     assert by["SNS"] == pytest.approx(0.0014085)
     assert by["DynamoDB"] == pytest.approx(180 * 0.625 / 1e6)
-    assert c.total == pytest.approx(1.765341, abs=1e-6)
+    assert by["Lambda"] == pytest.approx(0.000318 + 8_760 * 0.20 / 1e6 + 8_760 * 0.2 * 0.25 * 0.0000133334)
+    assert by["CloudWatch"] == pytest.approx(0.60 + 0.30)
+    assert c.total == pytest.approx(2.176604, abs=1e-6)
+
+
+@pytest.mark.parametrize(("expression", "per_hour"), [("rate(5 minutes)", 12.0), ("rate(1 minute)", 60.0),
+                                                      ("rate(2 hours)", 0.5), ("rate(1 day)", 1 / 24)])
+def test_schedules_are_counted_per_hour(expression: str, per_hour: float) -> None:
+    assert cost.schedule_per_hour(expression) == pytest.approx(per_hour)
 
 
 def test_the_first_copy_is_free_when_no_other_trail_records_the_account(example: mockrun.Run) -> None:
@@ -186,8 +200,8 @@ def test_plan_text_shows_the_cost_column_total_and_assumptions(capsys: pytest.Ca
     row = next(line for line in out.splitlines() if line.startswith("222222222201"))
     header = next(line for line in out.splitlines() if line.startswith("ACCOUNT"))
     assert row[header.index("COST/MONTH"):].split()[0] == "$10.57"
-    # 9 x $10.57 (each account's monitor) + $1.77 (the hub, for all of them) = $96.90.
-    assert "Monthly cost: $96.90 USD for 9 accounts ($10.57 per account) and the alert hub ($1.77), " \
+    # 9 x $10.57 (each account's monitor) + $2.18 (the hub, for all of them) = $97.31.
+    assert "Monthly cost: $97.31 USD for 9 accounts ($10.57 per account) and the alert hub ($2.18), " \
         "trail mode managed" in out
     assert "CloudTrail $54.00" in out and "SQS $0.26" in out and "assumptions:" in out
 
@@ -273,7 +287,7 @@ def test_plan_in_organization_mode_states_the_trade_off(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("222222222201")).split()
     assert row[-4:-2] == ["org-trail", "$1.10"]  # then the POSTURE column (root:..., scp:...)
-    assert "Monthly cost: $11.77 USD for 9 accounts ($1.11 per account) and the alert hub ($1.77)" in out
+    assert "Monthly cost: $12.18 USD for 9 accounts ($1.11 per account) and the alert hub ($2.18)" in out
     assert "trail mode organization" in out
     assert "Security Hub evaluates CloudWatch.1 in member accounts as NO_DATA" in out
     assert main(["plan", "--format", "json", "--policy"]) == 0  # members are no violations

@@ -226,11 +226,22 @@ def test_failures_page_the_critical_topic_without_the_formatter(run: mockrun.Run
     alarms = {a.inputs["name"]: a.inputs for a in run.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.urn in hub}
     critical = f"arn:aws:sns:us-east-1:{HUB}:rootwatch-hub-critical"
     assert set(alarms) == {"rootwatch-hub-events-dlq", "rootwatch-alarm-intake-dlq", "rootwatch-alert-formatter-errors",
-                           "rootwatch-alert-formatter-throttles", "rootwatch-hub-failed-invocations"}
+                           "rootwatch-alert-formatter-throttles", "rootwatch-hub-failed-invocations",
+                           "rootwatch-formatter-heartbeat"}
+    beat = alarms.pop("rootwatch-formatter-heartbeat")
     for name, a in alarms.items():
         # The critical topic's subscribers are people: no formatter in between.
         assert a["alarmActions"] == [critical] and a["threshold"] == 1, name
         assert a["comparisonOperator"] == "GreaterThanOrEqualToThreshold" and a["actionsEnabled"] is True
+    # The heartbeat pages on silence: fewer than one beat in each of two 5-minute periods, missing data breaching.
+    assert (beat["namespace"], beat["metricName"], beat["statistic"], beat["period"]) == (
+        "rootwatch", "FormatterHeartbeat", "Sum", 300)
+    assert (beat["comparisonOperator"], beat["threshold"], beat["evaluationPeriods"], beat["treatMissingData"]) == (
+        "LessThanThreshold", 1, 2, "breaching")
+    assert beat["alarmActions"] == [critical] and "dimensions" not in beat
+    failed = [q["metric"]["dimensions"]["RuleName"] for q in alarms["rootwatch-hub-failed-invocations"]["metricQueries"]
+              if "metric" in q]
+    assert failed == ["rootwatch-root-activity", "rootwatch-tamper", "rootwatch-drill", "rootwatch-tamper-direct"]
     assert (alarms["rootwatch-alert-formatter-errors"]["metricName"],
             alarms["rootwatch-alert-formatter-errors"]["dimensions"]) == ("Errors", {"FunctionName": "rootwatch-alert-formatter"})
     assert alarms["rootwatch-alarm-intake-dlq"]["dimensions"] == {"QueueName": "rootwatch-alarm-intake-dlq"}
@@ -542,3 +553,163 @@ def test_the_offline_runner_groups_by_the_components_real_types() -> None:
 
     assert mockrun.HUB_TYPE == hubmod.COMPONENT_TYPE
     assert mockrun.MONITOR_TYPE == monitor.COMPONENT_TYPE
+
+
+# -- tamper alerts without the formatter (issue 19) ---------------------------------------------
+
+
+def test_tamper_rules_also_page_the_critical_topic_directly(run: mockrun.Run) -> None:
+    hub = under(run, "rootwatch:index:AlertHub")
+    critical = f"arn:aws:sns:us-east-1:{HUB}:rootwatch-hub-critical"
+    rules = {r.name: r.inputs for r in run.by_type("aws:cloudwatch/eventRule:EventRule") if r.urn in hub}
+    targets = [t.inputs for t in run.by_type("aws:cloudwatch/eventTarget:EventTarget") if t.urn in hub]
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for t in targets:
+        by_rule.setdefault(t["rule"], []).append(t)
+    # The hub's own tamper rule: the hub bus (hence the formatter) AND the critical topic.
+    assert sorted(t["arn"] for t in by_rule["rootwatch-hub-tamper"]) == sorted(
+        [critical, f"arn:aws:events:us-east-1:{HUB}:event-bus/rootwatch-alerts"])
+    # Members' tamper events on the hub bus: a formatter rule and a direct rule.
+    assert [t["targetId"] for t in by_rule["rootwatch-tamper"]] == ["rootwatch-alert-formatter"]
+    [direct] = by_rule["rootwatch-tamper-direct"]
+    assert direct["arn"] == critical and direct["eventBusName"] == "rootwatch-alerts"
+    assert json.loads(rules["rootwatch-hub-rule-direct"]["eventPattern"]) == hubmod.direct_pattern(HUB)
+    for t in (direct, next(t for t in by_rule["rootwatch-hub-tamper"] if t["arn"] == critical)):
+        assert "roleArn" not in t  # a role on an SNS target breaks KMS-encrypted topics
+        assert t["inputTransformer"] == {"inputPaths": hubmod.TAMPER_INPUT_PATHS,
+                                         "inputTemplate": hubmod.TAMPER_INPUT_TEMPLATE}
+        assert t["deadLetterConfig"]["arn"] == f"arn:aws:sqs:us-east-1:{HUB}:rootwatch-hub-events-dlq"
+    # The hub key lets this account's EventBridge rules encrypt to the topic, and nothing else's.
+    key = next(json.loads(k.inputs["policy"]) for k in run.by_type("aws:kms/key:Key") if k.urn in hub)
+    [grant] = [s for s in key["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert grant["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert grant["Condition"] == {"StringEquals": {"aws:SourceAccount": HUB}}
+    # The dead-letter queue accepts the direct targets' and the heartbeat's failures.
+    dlq = next(json.loads(q.inputs["policy"]) for q in run.by_type("aws:sqs/queue:Queue")
+               if q.urn in hub and q.inputs["name"] == "rootwatch-hub-events-dlq")
+    sources = dlq["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {f"arn:aws:events:us-east-1:{HUB}:rule/rootwatch-hub-tamper",
+            f"arn:aws:events:us-east-1:{HUB}:rule/rootwatch-alerts/rootwatch-tamper-direct",
+            f"arn:aws:events:us-east-1:{HUB}:rule/rootwatch-formatter-heartbeat"} <= set(sources)
+
+
+def test_the_heartbeat_schedule_invokes_the_formatter_with_its_constant_input(run: mockrun.Run) -> None:
+    hub = under(run, "rootwatch:index:AlertHub")
+    [rule] = [r.inputs for r in run.by_type("aws:cloudwatch/eventRule:EventRule")
+              if r.urn in hub and r.inputs.get("name") == hubmod.HEARTBEAT_RULE]
+    assert rule["scheduleExpression"] == "rate(5 minutes)" and rule["state"] == "ENABLED"
+    [target] = [t.inputs for t in run.by_type("aws:cloudwatch/eventTarget:EventTarget")
+                if t.urn in hub and t.inputs["rule"] == hubmod.HEARTBEAT_RULE]
+    assert json.loads(target["input"]) == {"source": formatter.HEARTBEAT_SOURCE}
+    [perm] = [p.inputs for p in run.by_type("aws:lambda/permission:Permission")
+              if p.urn in hub and p.inputs["sourceArn"].endswith(f":rule/{hubmod.HEARTBEAT_RULE}")]
+    assert perm["principal"] == "events.amazonaws.com"
+
+
+def _directory(hub: str) -> formatter.Directory:
+    return formatter.load_directory(hubmod.directory(load(**{"rootwatch:hub": {"accountId": hub}}), [SANDBOX], hub, REGION))
+
+
+def test_the_real_formatter_answers_a_heartbeat_with_one_metric_line_and_no_alert(capsys: pytest.CaptureFixture[str]) -> None:
+    class NoPublish:
+        def publish(self, **_: Any) -> None:
+            raise AssertionError("a heartbeat is not an alert")
+
+    result = formatter.handler(json.loads(hubmod.heartbeat_input()), client=NoPublish(), directory=_directory(HUB))
+    assert result == {"kind": "heartbeat"}
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "FormatterHeartbeat" in ln]
+    doc = json.loads(line)
+    [spec] = doc["_aws"]["CloudWatchMetrics"]
+    # Exactly what the heartbeat alarm reads: namespace rootwatch, metric FormatterHeartbeat, no dimensions.
+    assert (spec["Namespace"], spec["Metrics"], spec["Dimensions"]) == (
+        "rootwatch", [{"Name": "FormatterHeartbeat", "Unit": "Count"}], [[]])
+    assert doc["FormatterHeartbeat"] == 1
+    # A formatter that could not page writes no heartbeat (and fails: the alarm hears silence).
+    import dataclasses
+
+    broken = dataclasses.replace(_directory(HUB), topics={Severity.LOW: "x"})  # load_directory refuses this too
+    with pytest.raises(formatter.ConfigurationError):
+        formatter.handler(json.loads(hubmod.heartbeat_input()), directory=broken)
+    assert "FormatterHeartbeat" not in capsys.readouterr().out
+
+
+@pytest.fixture
+def eventbridge_to_sns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2 matches rules but drops SNS targets; do what EventBridge does: publish the
+    (transformed) input to the topic. A quoted InputTemplate makes the message that plain string."""
+    from moto.events import models as ev
+    from moto.events.utils import EventTemplateParser
+    from moto.sns.models import sns_backends
+
+    original = ev.Rule.send_to_targets
+
+    def send(self: Any, event: Any, transform_input: bool = True) -> None:
+        every = self.targets
+        self.targets = [t for t in every if t["Arn"].split(":")[2] != "sns"]  # moto raises on SNS targets
+        try:
+            original(self, event, transform_input)
+        finally:
+            self.targets = every
+        if not self.event_pattern.matches_event(event):
+            return
+        for target in every:
+            arn = target["Arn"]
+            if arn.split(":")[2] != "sns":
+                continue
+            t = target.get("InputTransformer", {})
+            body = EventTemplateParser.parse(input_template=t.get("InputTemplate"),
+                                             input_paths_map=t.get("InputPathsMap", {}), event=event)
+            message = body if isinstance(body, str) else json.dumps(body)
+            sns_backends[arn.split(":")[4]][arn.split(":")[3]].publish(message=message, arn=arn)
+
+    monkeypatch.setattr(ev.Rule, "send_to_targets", send)
+
+
+def test_a_formatter_replaced_by_code_that_does_nothing_still_yields_a_page(aws: None, eventbridge_to_sns: None) -> None:
+    """An admin of the hub account replaces the formatter's code with code that does nothing. The hub's
+    tamper rule (its pattern and targets as the program declares them) still pages the critical route."""
+    hub = HubOnMoto([PAYMENTS, SANDBOX])
+    critical = hubmod.topic_arn(hub.acct, REGION, Severity.CRITICAL)
+    names = realtime.tamper_names(hub.settings, "-")
+    key_id = "0d3c4b1a-0000-4000-8000-000000000001"
+    pattern = realtime.tamper_pattern(names, None, realtime.hub_branches(names, key_id))
+    hub.events.put_rule(Name=hubmod.HUB_TAMPER_RULE_NAME, EventPattern=realtime.render(pattern))
+    transformer = {"InputPathsMap": hubmod.TAMPER_INPUT_PATHS, "InputTemplate": hubmod.TAMPER_INPUT_TEMPLATE}
+    hub.events.put_targets(Rule=hubmod.HUB_TAMPER_RULE_NAME, Targets=[
+        {"Id": realtime.HUB_TARGET_ID, "Arn": realtime.hub_bus_arn(hub.acct, REGION)},
+        {"Id": hubmod.DIRECT_TARGET_ID, "Arn": critical, "InputTransformer": transformer}])
+    caller = f"arn:aws:sts::{hub.acct}:assumed-role/Admin/mallory"
+    detail = {"eventVersion": "1.09", "eventSource": "lambda.amazonaws.com", "eventName": "UpdateFunctionCode20150331v2",
+              "userIdentity": {"type": "AssumedRole", "arn": caller, "accountId": hub.acct},
+              "eventTime": "2026-12-03T09:00:00Z", "awsRegion": REGION, "recipientAccountId": hub.acct,
+              "requestParameters": {"functionName": "rootwatch-alert-formatter"}}
+    # What CloudTrail puts on the hub account's default bus for that call.
+    out = hub.events.put_events(Entries=[{"Source": "aws.lambda", "DetailType": realtime.TAMPER_DETAIL_TYPE,
+                                          "Detail": json.dumps(detail)}])
+    assert out["FailedEntryCount"] == 0
+    # The formatter path is tried (the event reaches the hub bus and its formatter rule) and the
+    # replaced code does nothing with it: no alert comes from there.
+    assert len(hub.take(hub.formatter_url)) == 1
+    got = hub.delivered()
+    assert set(got) == {Severity.CRITICAL}
+    [page] = got[Severity.CRITICAL]
+    text = page["Message"]  # plain text: the transformer's quoted template
+    assert text.startswith(f"rootwatch CRITICAL: a rootwatch resource was changed in account {hub.acct} ({REGION}): ")
+    for part in ("UpdateFunctionCode20150331v2 on lambda.amazonaws.com", f"by {caller}", "not by the alert formatter"):
+        assert part in text
+
+
+def test_the_direct_rule_takes_members_tamper_events_only() -> None:
+    """On the hub bus: a member's tamper event goes direct; an AssumeRoot opening, root activity and
+    the hub's own events (already direct from its default bus) do not."""
+    from rootwatch.detection import eventpattern
+
+    pattern = hubmod.direct_pattern(HUB)
+    tamper = {"source": "aws.cloudwatch", "detail-type": realtime.TAMPER_DETAIL_TYPE, "account": PAYMENTS.id,
+              "detail": {"eventName": "DeleteAlarms", "userIdentity": {"type": "AssumedRole", "arn": "arn:x"}}}
+    assert eventpattern.matches(pattern, tamper)
+    assert not eventpattern.matches(pattern, {**tamper, "account": HUB})
+    assert not eventpattern.matches(pattern, {**tamper, "source": "aws.sts",
+                                              "detail": {**tamper["detail"], "eventName": "AssumeRoot"}})
+    assert not eventpattern.matches(pattern, {**tamper, "detail": {**tamper["detail"], "userIdentity": {"type": "Root"}}})
+    assert not eventpattern.matches(pattern, {**tamper, "source": "rootwatch.drill"})

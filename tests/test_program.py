@@ -219,17 +219,27 @@ def test_topics_use_the_customer_key_and_only_this_accounts_alarms_publish(run: 
         assert any(k for k in keys.values() if component_of(run, k) in (acct, "hub"))
     for tp in run.by_type("aws:sns/topicPolicy:TopicPolicy"):
         acct = component_of(run, tp)
+        sids = [x["Sid"] for x in policy(tp)["Statement"]]
         if acct == "hub":  # the hub's topics: its own alarms publish; the formatter through its role
-            assert [x["Sid"] for x in policy(tp)["Statement"]] == ["AccountOwnerManages", "CloudWatchAlarmsPublish",
-                                                                 "DenyInsecureTransport"]
+            if tp.inputs["arn"].endswith(":rootwatch-hub-critical"):
+                # ... and the two formatter-free tamper rules, named, on the critical topic only.
+                assert sids == ["AccountOwnerManages", "CloudWatchAlarmsPublish", "EventBridgePublish",
+                                "DenyInsecureTransport"]
+                events = statement(policy(tp), "EventBridgePublish")
+                assert events["Principal"] == {"Service": "events.amazonaws.com"} and events["Action"] == "sns:Publish"
+                assert events["Condition"] == {
+                    "StringEquals": {"aws:SourceAccount": HUB},
+                    "ArnEquals": {"aws:SourceArn": [f"arn:aws:events:us-east-1:{HUB}:rule/rootwatch-alerts/rootwatch-tamper-direct",
+                                                    f"arn:aws:events:us-east-1:{HUB}:rule/rootwatch-hub-tamper"]}}
+            else:
+                assert sids == ["AccountOwnerManages", "CloudWatchAlarmsPublish", "DenyInsecureTransport"]
             continue
         pub = statement(policy(tp), "CloudWatchAlarmsPublish")
         assert pub["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and pub["Action"] == "sns:Publish"
         assert pub["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
         assert pub["Resource"] == tp.inputs["arn"]
-        events = statement(policy(tp), "EventBridgePublish")
-        assert events["Principal"] == {"Service": "events.amazonaws.com"}
-        assert events["Condition"] == {"StringEquals": {"aws:SourceAccount": acct}}
+        # No rule of a member publishes to its topics (they all send to the hub bus): no EventBridge grant.
+        assert "EventBridgePublish" not in sids, acct
 
 
 def test_subscriptions_follow_the_routes_of_each_level(run: mockrun.Run) -> None:

@@ -31,7 +31,7 @@ from rootwatch.compliance.rules import public_statements
 
 Check = dict[str, Any]
 
-HUB_CHECKS = ("bus", "rules", "formatter", "topics", "intake")
+HUB_CHECKS = ("bus", "rules", "formatter", "topics", "intake", "tamperPath")
 # Lambda function states in which it cannot run (GetFunction Configuration.State).
 BROKEN_FUNCTION_STATES = frozenset({"Failed", "Inactive"})
 ENABLED_MAPPING_STATES = frozenset({"Enabled", "Enabling", "Updating"})
@@ -44,6 +44,7 @@ class HubTarget:
     account_id: str
     region: str
     levels: tuple[str, ...]  # severity levels with a hub topic
+    tamper: bool = True  # realtime.tamper: the hub's own tamper rule exists
 
     @classmethod
     def from_settings(cls, settings: Any) -> "HubTarget | None":
@@ -51,7 +52,8 @@ class HubTarget:
             return None
         from rootwatch.program import hub
 
-        return cls(settings.hub.account_id, settings.hub_region, tuple(lvl.value for lvl in hub.hub_levels(settings)))
+        return cls(settings.hub.account_id, settings.hub_region, tuple(lvl.value for lvl in hub.hub_levels(settings)),
+                   bool(settings.realtime.tamper))
 
 
 def _names() -> dict[str, Any]:
@@ -59,7 +61,8 @@ def _names() -> dict[str, Any]:
 
     return {"bus": hub.BUS_NAME, "function": hub.FUNCTION_NAME, "queue": hub.INTAKE_QUEUE_NAME,
             "rules": {hub.ROOT_RULE: realtime.RULE_STATE, hub.OTHER_RULE: "ENABLED", hub.DRILL_RULE: "ENABLED"},
-            "topic": hub.topic_arn}
+            "topic": hub.topic_arn, "direct": hub.DIRECT_RULE, "hubTamper": hub.HUB_TAMPER_RULE_NAME,
+            "heartbeat": hub.HEARTBEAT_ALARM}
 
 
 def _ok(reason: str) -> Check:
@@ -98,6 +101,16 @@ def collect_hub(edge: Any, clients: Any, target: HubTarget) -> dict[str, Any]:
             targets = edge._paginate(ev, "list_targets_by_rule", "Targets", Rule=rule_name,
                                       EventBusName=n["bus"]) if rule else []
             facts["rules"][rule_name] = {"rule": rule, "targets": targets}
+    # The formatter-free tamper path: the direct rules' targets and the heartbeat alarm.
+    facts["direct"] = {}
+    for key, bus in (("direct", n["bus"]), ("hubTamper", "default")):
+        if key == "direct" and facts["bus"] is None:
+            continue
+        rule = _or_none(edge, lambda r=n[key], b=bus: ev.describe_rule(Name=r, EventBusName=b))
+        targets = edge._paginate(ev, "list_targets_by_rule", "Targets", Rule=n[key], EventBusName=bus) if rule else []
+        facts["direct"][key] = {"rule": rule, "targets": targets}
+    alarms = clients("cloudwatch", region).describe_alarms(AlarmNames=[n["heartbeat"]]).get("MetricAlarms", [])
+    facts["heartbeat"] = alarms[0] if alarms else None
     function = _or_none(edge, lambda: lam.get_function(FunctionName=n["function"]))
     facts["function"] = (function or {}).get("Configuration")
     for level in target.levels:
@@ -185,7 +198,29 @@ def evaluate_intake(intake: Mapping[str, Any] | None, mappings: Sequence[Mapping
     return _ok(f"intake {intake['arn']} feeds the formatter")
 
 
-def evaluate_hub(facts: Mapping[str, Any], topic_verdict: Any) -> dict[str, Check]:
+def evaluate_tamper_path(direct: Mapping[str, Any], heartbeat: Mapping[str, Any] | None, critical: str,
+                         hub_tamper: bool = True) -> Check:
+    """Tamper alerts that need no formatter: both direct rules publish to the critical topic, and
+    the heartbeat alarm pages it when the formatter falls silent."""
+    n = _names()
+    problems: list[str] = []
+    for key in ("direct", "hubTamper") if hub_tamper else ("direct",):
+        entry = direct.get(key) or {}
+        rule = entry.get("rule")
+        if not rule:
+            problems.append(f"rule {n[key]} missing")
+        elif rule.get("State") != "ENABLED":
+            problems.append(f"rule {n[key]} is {rule.get('State')}")
+        elif critical not in [t.get("Arn") for t in entry.get("targets") or []]:
+            problems.append(f"rule {n[key]} does not publish to {critical}")
+    if heartbeat is None:
+        problems.append(f"alarm {n['heartbeat']} missing: a silent formatter would go unnoticed")
+    elif not heartbeat.get("ActionsEnabled", True) or critical not in (heartbeat.get("AlarmActions") or []):
+        problems.append(f"alarm {n['heartbeat']} does not page {critical}")
+    return _check(problems, f"tamper events reach {critical} without the formatter; heartbeat alarm in place")
+
+
+def evaluate_hub(facts: Mapping[str, Any], topic_verdict: Any, hub_tamper: bool = True) -> dict[str, Check]:
     """Verdict per hub check from the collected facts (pure)."""
     n = _names()
     function = facts.get("function")
@@ -197,6 +232,8 @@ def evaluate_hub(facts: Mapping[str, Any], topic_verdict: Any) -> dict[str, Chec
         "formatter": evaluate_formatter(function),
         "topics": evaluate_topics(facts.get("topics") or {}, topic_verdict),
         "intake": evaluate_intake(facts.get("intake"), facts.get("mappings") or [], function_arn),
+        "tamperPath": evaluate_tamper_path(facts.get("direct") or {}, facts.get("heartbeat"),
+                                           str((facts.get("topics") or {}).get("critical", {}).get("arn")), hub_tamper),
     }
 
 
@@ -206,7 +243,7 @@ def audit_hub(edge: Any, target: HubTarget, ctx: Any) -> dict[str, Any]:
                               "error": None, "checks": {}}
     try:
         clients = edge.account_clients(ctx.base, target.account_id, ctx.caller_account, ctx.role_name)
-        result["checks"] = evaluate_hub(collect_hub(edge, clients, target), edge.evaluate_topic)
+        result["checks"] = evaluate_hub(collect_hub(edge, clients, target), edge.evaluate_topic, target.tamper)
         result["compliant"] = all(c["ok"] for c in result["checks"].values())
     except Exception as exc:
         result["error"] = edge.describe_error(exc)

@@ -8,7 +8,9 @@ Sources (rootwatch.program.hub deploys them):
 - the alarm intake queue: an SQS queue subscribed to every member's local alarm
   topic (the CIS chain). Its batches carry SNS notifications of CloudWatch alarms,
   turned into the same readable alert (account name, OU, severity, runbook);
-- ``rootwatch drill``: a direct Invoke with source ``rootwatch.drill``.
+- ``rootwatch drill``: a direct Invoke with source ``rootwatch.drill``;
+- the heartbeat schedule (``{"source": "rootwatch.heartbeat"}`` every 5 minutes): no alert,
+  one EMF metric line, so the hub's heartbeat alarm hears silence when this code is gone.
 
 It ships as this module plus the detection and severity modules it imports (see
 ``rootwatch.program.realtime.lambda_modules``) and the **account directory**, a JSON
@@ -79,6 +81,7 @@ DIR_RUNBOOK = "runbookUrl"
 DIR_SESSIONS_TABLE = "sessionsTable"  # DynamoDB table of AssumeRoot openers
 DIR_HUB = "hubAccountId"
 DRILL_SOURCE = "rootwatch.drill"
+HEARTBEAT_SOURCE = "rootwatch.heartbeat"  # the hub's schedule: answered with a metric, never an alert
 HUB_TOPIC_PREFIX = "rootwatch-hub"  # the hub's topics: rootwatch-hub-<level>  # `rootwatch drill` invokes the function directly with this source
 
 SUBJECT_MAX = 100  # SNS rejects longer subjects
@@ -861,6 +864,12 @@ def handler(event: Any, context: Any = None, *, client: Any = None, directory: D
         sessions = SessionTable(directory.sessions_table)
     if _is_queue_batch(event):
         return handle_queue(event, directory, client, clock, ledger_client)
+    if isinstance(event, Mapping) and event.get("source") == HEARTBEAT_SOURCE:
+        # Healthy means able to page: a directory without the critical topic writes no heartbeat.
+        if Severity.CRITICAL not in directory.topics:
+            raise ConfigurationError("heartbeat: the directory names no critical topic")
+        print(metrics.heartbeat_line(datetime.now(timezone.utc), len(directory.accounts)), flush=True)
+        return {"kind": "heartbeat"}
     account = event.get("account") if isinstance(event, Mapping) else None
     detail = _detail_of(event)
     if detail is not None and _str(event.get("source") or "") and str(event.get("source")).startswith("aws."):

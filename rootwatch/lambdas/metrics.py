@@ -36,6 +36,7 @@ METRIC = "TimeToDetect"  # seconds; the drill log and the incident ledger use th
 DIMENSIONS = ("path", "level")
 PATH_ALARM = "alarm"
 PATH_REALTIME = "realtime"
+HEARTBEAT_METRIC = "FormatterHeartbeat"  # 1 per scheduled heartbeat; no dimensions (one formatter)
 TARGET_SECONDS = 300.0  # the seed's KPI: root usage detected within five minutes
 
 
@@ -142,3 +143,22 @@ def emf_line(seconds: float, *, path: str, level: str, now: datetime, **properti
     """The EMF document as the single line CloudWatch Logs parses (nothing before or after it)."""
     return json.dumps(emf_document(seconds, path=path, level=level, now=now, **properties),
                       separators=(",", ":"), sort_keys=True, default=str)
+
+
+def heartbeat_line(now: datetime, accounts: int) -> str:
+    """The heartbeat's EMF line: ``FormatterHeartbeat`` = 1 (Count), no dimensions.
+
+    Only a formatter that loaded its directory writes it; the hub's alarm on the metric treats
+    missing data as breaching, so silence (deleted, disabled, replaced code) is what pages.
+    """
+    doc = {
+        "_aws": {
+            "Timestamp": int(now.timestamp() * 1000),
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[]],
+                                   "Metrics": [{"Name": HEARTBEAT_METRIC, "Unit": "Count"}]}],
+        },
+        HEARTBEAT_METRIC: 1,
+        "kind": "heartbeat",
+        "accounts": accounts,
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)

@@ -98,12 +98,17 @@ def hub_subscribe_statement(topic: str, region: str, hub_account_id: str, queue_
     }
 
 
-def topic_policy(account_id: str, region: str, level: Severity,
-                 hub: tuple[str, str] | None = None, arn: str | None = None) -> dict[str, Any]:
-    """``hub``: (hub account id, intake queue ARN) for a member's alarm topic."""
+def topic_policy(account_id: str, region: str, level: Severity, hub: tuple[str, str] | None = None,
+                 arn: str | None = None, event_rules: Sequence[str] = ()) -> dict[str, Any]:
+    """``hub``: (hub account id, intake queue ARN) for a member's alarm topic.
+    ``event_rules``: the EventBridge rules (ARNs, this account's) that may publish; none by default."""
     arn = arn or topic_arn(account_id, region, level)
     root = f"arn:{partition(region)}:iam::{account_id}:root"
     extra = [hub_subscribe_statement(arn, region, *hub)] if hub else []
+    if event_rules:
+        rules = _service_publish("EventBridgePublish", "events.amazonaws.com", arn, account_id)
+        rules["Condition"]["ArnEquals"] = {"aws:SourceArn": sorted(event_rules)}
+        extra.append(rules)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -117,9 +122,8 @@ def topic_policy(account_id: str, region: str, level: Severity,
                 ],
                 "Resource": arn,
             },
-            # Confused-deputy guard: only this account's alarms and rules may publish.
+            # Confused-deputy guard: only this account's alarms may publish.
             _service_publish("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", arn, account_id),
-            _service_publish("EventBridgePublish", "events.amazonaws.com", arn, account_id),
             *extra,
             {
                 "Sid": "DenyInsecureTransport",

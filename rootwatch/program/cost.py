@@ -18,6 +18,7 @@ default bus are free, and SNS/Lambda charge per alert.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources as importlib_resources
@@ -131,6 +132,9 @@ class Footprint:
     expire_after_days: int = 0
     # Regions with a real-time rule: the regions the estimate assumes have activity.
     regions: int = 1
+    # Scheduled rules (the hub's formatter heartbeat): invocations per hour, and how many schedules.
+    scheduled_per_hour: float = 0.0
+    schedules: int = 0
 
 
 def footprint(resources: Iterable[Resource]) -> Footprint:
@@ -140,6 +144,8 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
     subs: dict[str, int] = {}
     std_alarms = hires_alarms = cross_region = memory = 0
     glacier = expire = encrypted = 0
+    per_hour = 0.0
+    schedules = 0
     rule_regions: set[str] = set()
     for r in resources:
         counts[r.type] = counts.get(r.type, 0) + 1
@@ -161,6 +167,9 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
             cross_region += 1  # forwards matched events to the home region's bus
         elif r.type == EVENT_RULE:
             rule_regions.add(str(i.get("region", "")))
+            if i.get("scheduleExpression"):
+                schedules += 1
+                per_hour += schedule_per_hour(str(i["scheduleExpression"]))
         elif r.type == FUNCTION:
             memory = max(memory, int(i.get("memorySize") or 128))
         elif r.type == LIFECYCLE:
@@ -190,7 +199,22 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
         glacier_after_days=glacier,
         expire_after_days=expire,
         regions=max(1, len(rule_regions)),
+        scheduled_per_hour=per_hour,
+        schedules=schedules,
     )
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_PER_HOUR = {"minute": 60.0, "hour": 1.0, "day": 1 / 24}
+
+
+def schedule_per_hour(expression: str) -> float:
+    """Runs per hour of an EventBridge ``rate(...)`` expression; a cron expression counts as hourly
+    (rootwatch plans none; the figure is then a rough upper bound for a daily job)."""
+    m = _RATE.match(expression.strip())
+    if not m:
+        return 1.0
+    return _PER_HOUR[m.group(2).rstrip("s")] / int(m.group(1))
 
 
 # --- volumes -------------------------------------------------------------------------
@@ -373,6 +397,17 @@ def estimate(fp: Footprint, vol: Volume, region: str, book: PriceBook | None = N
         add("Lambda", "alert formatter invocations", alerts * fp.functions, "lambda.requests")
         add("Lambda", "alert formatter compute", alerts * fp.functions * book.assume("lambdaSecondsPerAlert")
             * fp.function_memory_mb / 1024, "lambda.armGbSecond")
+
+    if fp.scheduled_per_hour and fp.functions:
+        # The heartbeat: scheduled rule events are AWS events (free); each run is one invocation, one
+        # log line and one data point of a custom metric that reports every period.
+        beats = fp.scheduled_per_hour * hours
+        add("Lambda", "formatter heartbeat invocations", beats, "lambda.requests")
+        add("Lambda", "formatter heartbeat compute",
+            beats * book.assume("lambdaSecondsPerHeartbeat") * fp.function_memory_mb / 1024, "lambda.armGbSecond")
+        add("CloudWatch Logs", "formatter heartbeat log lines",
+            beats * 3 * book.assume("heartbeatLogBytes") / book.assume("bytesPerGb"), "logs.ingestStandard")
+        add("CloudWatch", "heartbeat metric (FormatterHeartbeat)", fp.schedules, "cloudwatch.customMetric")
 
     if fp.queues:
         # Dead-letter queues stay empty while delivery works; nothing polls them. A queue the

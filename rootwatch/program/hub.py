@@ -21,6 +21,16 @@ own pinned provider, as children of one ``rootwatch:index:AlertHub`` component:
   FailedInvocations on the bus rules. They page the critical topic directly, so a
   broken formatter still reaches people;
 - a tamper rule on the hub account's default bus for the hub's own resources.
+
+Tampering is the one alert that must not depend on the formatter, since the formatter
+may be what is being tampered with. So it has a second path:
+- the hub's tamper rule also targets the critical topic itself, and the bus rule
+  ``rootwatch-tamper-direct`` does the same for every member's tamper event. Both use an
+  input transformer that writes one readable line: account, event, caller, time;
+- a heartbeat: every 5 minutes a schedule invokes the formatter, which answers with an
+  EMF metric line (``rootwatch/FormatterHeartbeat``). The alarm on that metric counts
+  missing data as breaching, so a formatter that is deleted, disabled, throttled or
+  replaced by code that does nothing pages the critical topic within about 10 minutes.
 """
 
 from __future__ import annotations
@@ -44,9 +54,11 @@ from rootwatch.lambdas.formatter import (
     DIR_TOPICS,
     DIRECTORY_FILE,
     DRILL_SOURCE,
+    HEARTBEAT_SOURCE,
     HUB_TOPIC_PREFIX,
 )
 from rootwatch.lambdas import ledger as ledger_items
+from rootwatch.lambdas import metrics
 from rootwatch.program import alerting, ledger, realtime, trailsecurity
 from rootwatch.program.organization import Account, baseline_severity
 from rootwatch.program.settings import SECRET_PLACEHOLDER, RootwatchSettings
@@ -67,6 +79,14 @@ HUB_TAMPER_RULE_NAME = "rootwatch-hub-tamper"
 ROOT_RULE = realtime.RULE_NAME
 OTHER_RULE = realtime.TAMPER_RULE_NAME
 DRILL_RULE = "rootwatch-drill"
+# The formatter-free path for tamper events (see the module docstring).
+DIRECT_RULE = "rootwatch-tamper-direct"
+DIRECT_TARGET_ID = "rootwatch-critical-topic"
+BUS_RULES = (ROOT_RULE, OTHER_RULE, DRILL_RULE, DIRECT_RULE)  # the rules on the hub bus
+HEARTBEAT_RULE = "rootwatch-formatter-heartbeat"
+HEARTBEAT_ALARM = "rootwatch-formatter-heartbeat"
+HEARTBEAT_MINUTES = 5
+HEARTBEAT_MISSED_PERIODS = 2  # two silent periods in a row: about 10 minutes
 FUNCTION_TIMEOUT = 30
 # SQS: the visibility timeout must be at least the function's timeout (AWS recommends 6x).
 INTAKE_VISIBILITY_SECONDS = 6 * FUNCTION_TIMEOUT
@@ -127,19 +147,44 @@ def formatter_log_group_arn(hub: str, region: str) -> str:
 
 
 def hub_key_policy(hub: str, region: str) -> dict[str, Any]:
-    """The alert-topic key (the hub's CloudWatch alarms encrypt to it), which also encrypts the
-    formatter's log group: the alerts' text (callers, IP addresses) is in those logs."""
+    """The alert-topic key (the hub's CloudWatch alarms and its two direct tamper rules encrypt to it),
+    which also encrypts the formatter's log group: the alerts' text (callers, IP addresses) is in those logs."""
     policy = alerting.alert_key_policy(hub, region)
     policy["Statement"].append(trailsecurity.logs_key_statement(region, [formatter_log_group_arn(hub, region)]))
+    policy["Statement"].append(events_key_statement(hub))
     return policy
+
+
+def direct_rule_arns(hub: str, region: str) -> list[str]:
+    """The two rules that publish tamper events to the critical topic themselves."""
+    return [f"arn:{partition(region)}:events:{region}:{hub}:rule/{HUB_TAMPER_RULE_NAME}",  # default bus
+            hub_rule_arn(hub, region, DIRECT_RULE)]
 
 
 def hub_topic_policy(hub: str, region: str, level: Severity) -> dict[str, Any]:
+    """The hub's alarms publish to every level; only the critical topic takes the two direct tamper rules.
+    (The formatter publishes with its role's IAM policy, not through the topic policy.)"""
     arn = topic_arn(hub, region, level)
-    policy = alerting.topic_policy(hub, region, level, arn=arn)
-    # The hub's own alarms publish; the formatter publishes with its role (IAM), not via the topic policy.
-    policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != "EventBridgePublish"]
-    return policy
+    rules = direct_rule_arns(hub, region) if level == Severity.CRITICAL else ()
+    return alerting.topic_policy(hub, region, level, arn=arn, event_rules=rules)
+
+
+def events_key_statement(hub: str) -> dict[str, Any]:
+    """EventBridge rules of the hub account may encrypt to the key when they publish to the critical topic.
+
+    The direct tamper targets need it: SNS encrypts the message with the topic's key on behalf of
+    the publisher, here events.amazonaws.com. EventBridge documents aws:SourceAccount and
+    aws:SourceArn as its confused-deputy keys for KMS; the account is the narrowest that is sure to
+    hold, since SNS, not EventBridge, calls KMS. If it did not, the direct path would fail visibly:
+    the rules' FailedInvocations alarm pages through CloudWatch, which this key already serves."""
+    return {
+        "Sid": "AllowTamperRuleDelivery",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": list(alerting.KEY_USER_ACTIONS),
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": hub}},
+    }
 
 
 def intake_queue_policy(hub: str, region: str, member_topics: Sequence[str]) -> dict[str, Any]:
@@ -174,7 +219,9 @@ def route_queue_policy(queue: str, topics: Sequence[str]) -> dict[str, Any]:
 
 def events_dlq_policy(hub: str, region: str) -> dict[str, Any]:
     q = queue_arn(hub, region, EVENTS_DLQ_NAME)
-    rules = [hub_rule_arn(hub, region, n) for n in (ROOT_RULE, OTHER_RULE, DRILL_RULE)]
+    rules = [*(hub_rule_arn(hub, region, n) for n in BUS_RULES),
+             *direct_rule_arns(hub, region)[:1],
+             f"arn:{partition(region)}:events:{region}:{hub}:rule/{HEARTBEAT_RULE}"]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -220,6 +267,38 @@ def other_pattern() -> dict[str, Any]:
     only rootwatch's member rules send such events here."""
     return {"source": [{"prefix": "aws."}], "detail-type": [realtime.TAMPER_DETAIL_TYPE],
             "detail": {"userIdentity": {"type": [{"anything-but": "Root"}]}}}
+
+
+def direct_pattern(hub: str) -> dict[str, Any]:
+    """Members' tamper events on the hub bus, for the formatter-free target: the OTHER_RULE events
+    without AssumeRoot openings (those are not alerts), and without the hub's own (its tamper rule
+    already publishes them directly from the default bus)."""
+    pattern = other_pattern()
+    pattern["account"] = [{"anything-but": hub}]
+    pattern["detail"]["eventName"] = [{"anything-but": "AssumeRoot"}]
+    return pattern
+
+
+# One line a person can act on, made by EventBridge itself (no code runs). A quoted template makes
+# the SNS message plain text; the fields are CloudTrail's, so a caller cannot inject a line break.
+TAMPER_INPUT_PATHS = {
+    "account": "$.account", "region": "$.region", "time": "$.time", "event": "$.detail.eventName",
+    "service": "$.detail.eventSource", "caller": "$.detail.userIdentity.arn",
+}
+TAMPER_INPUT_TEMPLATE = (
+    '"rootwatch CRITICAL: a rootwatch resource was changed in account <account> (<region>): <event> on '
+    '<service> by <caller> at <time>. Sent by EventBridge directly, not by the alert formatter: '
+    'check the formatter too, and the CloudTrail of that account."'
+)
+
+
+def tamper_input_transformer() -> aws.cloudwatch.EventTargetInputTransformerArgs:
+    return aws.cloudwatch.EventTargetInputTransformerArgs(input_paths=dict(TAMPER_INPUT_PATHS),
+                                                          input_template=TAMPER_INPUT_TEMPLATE)
+
+
+def heartbeat_input() -> str:
+    return json.dumps({"source": HEARTBEAT_SOURCE})
 
 
 def drill_pattern(hub: str) -> dict[str, Any]:
@@ -270,10 +349,11 @@ class AlertHubArgs:
 
 
 def _alarm(resource_name: str, opts: pulumi.ResourceOptions, region: str, topic: pulumi.Input[str], description: str,
-           tags: Mapping[str, str], **metric: Any) -> aws.cloudwatch.MetricAlarm:
+           tags: Mapping[str, str], *, comparison: str = "GreaterThanOrEqualToThreshold", missing: str = "notBreaching",
+           periods: int = 1, **metric: Any) -> aws.cloudwatch.MetricAlarm:
     return aws.cloudwatch.MetricAlarm(
-        resource_name, alarm_description=description, evaluation_periods=1, threshold=1,
-        comparison_operator="GreaterThanOrEqualToThreshold", treat_missing_data="notBreaching",
+        resource_name, alarm_description=description, evaluation_periods=periods, threshold=1,
+        comparison_operator=comparison, treat_missing_data=missing,
         actions_enabled=True, alarm_actions=[topic], region=region, tags=dict(tags), opts=opts, **metric)
 
 
@@ -408,6 +488,33 @@ class AlertHub(pulumi.ComponentResource):
                     maximum_retry_attempts=realtime.RETRY_MAX_ATTEMPTS),
                 region=region, opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]))
 
+        # Tamper events of members, also straight to the critical topic: no formatter code runs on this path.
+        direct = aws.cloudwatch.EventRule(
+            f"{name}-rule-direct", name=DIRECT_RULE, event_bus_name=bus.name,
+            description="rootwatch hub: member tamper events, straight to the critical topic (no formatter)",
+            event_pattern=realtime.render(direct_pattern(hub)), state="ENABLED", region=region, tags=tags, opts=child)
+        self._direct_target(f"{name}-target-direct", direct, critical, events_dlq.arn, region, bus.name)
+
+        # The heartbeat: the formatter answers a schedule with a metric; silence pages (see the module docstring).
+        beat = aws.cloudwatch.EventRule(
+            f"{name}-heartbeat-rule", name=HEARTBEAT_RULE,
+            description="rootwatch hub: invokes the alert formatter every 5 minutes; its answer feeds the heartbeat alarm",
+            schedule_expression=f"rate({HEARTBEAT_MINUTES} minutes)", state="ENABLED", region=region, tags=tags,
+            opts=child)
+        beat_permission = aws.lambda_.Permission(
+            f"{name}-heartbeat-permission", function=function.name, action="lambda:InvokeFunction",
+            principal="events.amazonaws.com", source_arn=beat.arn, region=region, opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{name}-heartbeat-target", rule=beat.name, target_id=FUNCTION_NAME, arn=function.arn,
+            input=heartbeat_input(), dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=events_dlq.arn),
+            region=region, opts=pulumi.ResourceOptions(parent=self, depends_on=[beat_permission]))
+        _alarm(f"{name}-heartbeat-alarm", child, region, critical,
+               "rootwatch hub: the alert formatter missed its heartbeats: it is deleted, disabled, throttled or "
+               "not rootwatch's code; root alerts may be lost; check the function and CloudTrail", tags,
+               name=HEARTBEAT_ALARM, namespace=metrics.NAMESPACE, metric_name=metrics.HEARTBEAT_METRIC,
+               statistic="Sum", period=HEARTBEAT_MINUTES * 60,
+               comparison="LessThanThreshold", missing="breaching", periods=HEARTBEAT_MISSED_PERIODS)
+
         # Nothing is lost silently: every failure pages the critical topic directly (not via the formatter).
         for qname, label in ((EVENTS_DLQ_NAME, "events the hub's rules could not hand to the formatter"),
                              (INTAKE_DLQ_NAME, "alarm notifications the formatter could not process")):
@@ -421,7 +528,8 @@ class AlertHub(pulumi.ComponentResource):
                    tags, name=f"rootwatch-alert-formatter-{metric.lower()}", namespace="AWS/Lambda", metric_name=metric,
                    dimensions={"FunctionName": FUNCTION_NAME}, statistic="Sum", period=60)
         _alarm(f"{name}-rules-failed-alarm", child, region, critical,
-               "rootwatch hub: the hub bus rules failed to invoke the formatter (FailedInvocations)", tags,
+               "rootwatch hub: the hub bus rules failed to invoke the formatter or publish to the critical topic "
+               "(FailedInvocations)", tags,
                name="rootwatch-hub-failed-invocations",
                metric_queries=[
                    *[aws.cloudwatch.MetricAlarmMetricQueryArgs(
@@ -429,13 +537,13 @@ class AlertHub(pulumi.ComponentResource):
                        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
                            namespace="AWS/Events", metric_name="FailedInvocations", period=60, stat="Sum",
                            dimensions={"EventBusName": BUS_NAME, "RuleName": r}))
-                     for i, r in enumerate((ROOT_RULE, OTHER_RULE, DRILL_RULE))],
+                     for i, r in enumerate(BUS_RULES)],
                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                       id="failed", expression="FILL(f0, 0) + FILL(f1, 0) + FILL(f2, 0)", label="FailedInvocations",
-                       return_data=True),
+                       id="failed", expression=" + ".join(f"FILL(f{i}, 0)" for i in range(len(BUS_RULES))),
+                       label="FailedInvocations", return_data=True),
                ])
 
-        self._hub_tamper(name, s, args.hub_account, region, key.key_id, tags, child)
+        self._hub_tamper(name, s, args.hub_account, region, key.key_id, tags, child, critical, events_dlq.arn)
 
         # The intake queue subscribes to every member's alarm topic, through the HUB's provider: the
         # endpoint's account creates a cross-account SQS subscription, so AWS confirms it at once.
@@ -490,9 +598,24 @@ class AlertHub(pulumi.ComponentResource):
             aws.sqs.QueuePolicy(f"{name}-route-queue-policy-{j}", queue_url=queue_url_of(queue),
                                 policy=json.dumps(route_queue_policy(queue, topics)), region=queue.split(":")[3], opts=opts)
 
+    def _direct_target(self, resource_name: str, rule: aws.cloudwatch.EventRule, critical: pulumi.Input[str],
+                       dlq: pulumi.Input[str], region: str, bus: pulumi.Input[str] | None = None) -> None:
+        """A rule's formatter-free target: the critical topic, with the one-line input transformer.
+        No role (SNS authorizes EventBridge by the topic policy; a role breaks KMS-encrypted topics)."""
+        aws.cloudwatch.EventTarget(
+            resource_name, rule=rule.name, event_bus_name=bus, target_id=DIRECT_TARGET_ID, arn=critical,
+            input_transformer=tamper_input_transformer(),
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dlq),
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=realtime.RETRY_MAX_AGE_SECONDS,
+                maximum_retry_attempts=realtime.RETRY_MAX_ATTEMPTS),
+            region=region, opts=pulumi.ResourceOptions(parent=self))
+
     def _hub_tamper(self, name: str, s: RootwatchSettings, hub: Account, region: str, key_id: pulumi.Output[str],
-                    tags: Mapping[str, str], opts: pulumi.ResourceOptions) -> None:
-        """Changes to the hub's own resources (on the hub account's default bus), to the hub bus."""
+                    tags: Mapping[str, str], opts: pulumi.ResourceOptions, critical: pulumi.Input[str],
+                    dlq: pulumi.Input[str]) -> None:
+        """Changes to the hub's own resources (on the hub account's default bus), to the hub bus and,
+        without the formatter, to the critical topic."""
         if not s.realtime.tamper:
             return
         exempt = realtime.deployer_caller_prefix(hub, s)
@@ -516,6 +639,7 @@ class AlertHub(pulumi.ComponentResource):
                 maximum_event_age_in_seconds=realtime.RETRY_MAX_AGE_SECONDS,
                 maximum_retry_attempts=realtime.RETRY_MAX_ATTEMPTS),
             region=region, opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+        self._direct_target(f"{name}-tamper-target-direct", rule, critical, dlq, region)
 
 
 def pending_until_confirmed(sub: Any) -> bool:
