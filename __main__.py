@@ -1,6 +1,7 @@
 """rootwatch: root-user activity detection for every account of an AWS Organization.
 
-settings -> accounts -> one monitor per member account -> the alert hub -> exports.
+settings -> accounts -> the log archive (trail.archive) -> one monitor per member account -> the alert hub
+-> exports.
 """
 
 import os
@@ -8,6 +9,7 @@ import os
 import pulumi
 
 from rootwatch.core.errors import RootwatchError
+from rootwatch.program import archive as log_archive
 from rootwatch.program import hub as alert_hub
 from rootwatch.program import monitor, organization, outputs, prevention
 from rootwatch.program import settings as rw_settings
@@ -34,8 +36,10 @@ assert scope.hub is not None  # discover() refuses a config without a hub
 providers = {a.id: organization.provider_for(a, settings, stack) for a in {x.id: x for x in (*scope.accounts, scope.hub)}.values()}
 hub_ref = monitor.HubRef(scope.hub.id, settings.hub_region)
 try:
+    archive = log_archive.deploy(settings, scope, stack, providers)
+    ready = archive.ready if archive else []
     monitors = {
-        a.id: monitor.deploy(a, settings, stack, secret_keys, providers[a.id], hub_ref) for a in scope.accounts
+        a.id: monitor.deploy(a, settings, stack, secret_keys, providers[a.id], hub_ref, ready) for a in scope.accounts
     }
 except RootwatchError as exc:  # e.g. trail.mode existing and the log group is missing: one line
     raise pulumi.RunError(str(exc)) from None
@@ -49,5 +53,5 @@ hub = alert_hub.AlertHub(
     pulumi.ResourceOptions(provider=providers[scope.hub.id]),
 )
 prevention.deploy(scope, settings, stack, monitors, prevention_plan)
-outputs.export(scope, monitors, hub)
+outputs.export(scope, monitors, hub, archive)
 outputs.export_compliance(evidence, scope, settings, monitors, posture)

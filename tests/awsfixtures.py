@@ -116,6 +116,7 @@ class AccountSpec:
     trail_key_rotation: bool = True
     bucket_logging: bool = True  # S3 server access logging on the trail bucket
     public_topic: bool = False  # a topic policy statement open to everyone
+    lock_days: int = 365  # S3 Object Lock (COMPLIANCE) on the trail bucket, as trail.objectLockDays; 0: none
 
 
 def build_account(url: str, account: str, spec: AccountSpec) -> dict[str, str]:
@@ -127,6 +128,10 @@ def build_account(url: str, account: str, spec: AccountSpec) -> dict[str, str]:
 
     bucket = f"trail-{account}"
     c("s3").create_bucket(Bucket=bucket)
+    if spec.lock_days:
+        c("s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        c("s3").put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": spec.lock_days}}})
     logs = c("logs")
     # Deliberately not a conventional name: the audit must find it through the trail.
     group = f"/org/{account}/cloudtrail-events"

@@ -308,9 +308,32 @@ def test_realtime_rules() -> None:
     assert "us-east-1" not in reason
 
 
+def test_immutable_logs_are_judged_from_the_trail_buckets_lock_or_replication() -> None:
+    def facts(**entry: Any) -> dict[str, Any]:
+        return {"trails": [{"trail": {"S3BucketName": "b"}, **entry}]}
+
+    lock = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}}}
+    assert audit.evaluate_immutable_logs(facts(objectLock=lock, replication={})) == {
+        "ok": True, "reason": "bucket b: S3 Object Lock COMPLIANCE, 30 days"}
+    governance = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
+    assert "GOVERNANCE can be bypassed" in audit.evaluate_immutable_logs(facts(objectLock=governance))["reason"]
+    rule = {"Status": "Enabled", "DeleteMarkerReplication": {"Status": "Disabled"},
+            "Destination": {"Bucket": "arn:aws:s3:::vault"}}
+    v = audit.evaluate_immutable_logs(facts(objectLock={}, replication={"Rules": [rule]}))
+    assert v["ok"] and "replicates to arn:aws:s3:::vault without delete markers" in v["reason"]
+    markers = {**rule, "DeleteMarkerReplication": {"Status": "Enabled"}}
+    assert not audit.evaluate_immutable_logs(facts(objectLock={}, replication={"Rules": [markers]}))["ok"]
+    bare = audit.evaluate_immutable_logs(facts(objectLock={}, replication={}))
+    assert not bare["ok"] and "can delete every log file" in bare["reason"]
+    denied = audit.evaluate_immutable_logs(facts(immutabilityError="AccessDenied: no"))
+    assert not denied["ok"] and "cannot read" in denied["reason"]
+    assert audit.evaluate_immutable_logs({"trails": []}) is None
+
+
 def test_kpis() -> None:
-    assert audit.kpis([{"compliant": True}, {"compliant": False}, {"compliant": True}]) == {
-        "accountsInScope": 3, "accountsCompliant": 2, "policyComplianceScore": 66.7}
+    assert audit.kpis([{"compliant": True, "immutableLogs": {"ok": True}}, {"compliant": False},
+                       {"compliant": True, "immutableLogs": {"ok": False}}]) == {
+        "accountsInScope": 3, "accountsCompliant": 2, "policyComplianceScore": 66.7, "accountsWithImmutableLogs": 1}
     assert audit.kpis([])["policyComplianceScore"] is None
 
 
@@ -423,7 +446,9 @@ def test_audit_org_json_verdicts_and_score(org: Any, capsys: pytest.CaptureFixtu
 
     assert report["schema"] == "rootwatch.audit/v1" and report["stack"] == "all"
     assert report["skipped"] == [{"id": SUSPENDED, "name": "closed-one", "reason": "account is SUSPENDED"}]
-    assert report["kpis"] == {"accountsInScope": 9, "accountsCompliant": 2, "policyComplianceScore": 22.2}
+    # Immutable logs are reported beside compliance: the 7 accounts with a readable trail bucket lock it.
+    assert report["kpis"] == {"accountsInScope": 9, "accountsCompliant": 2, "policyComplianceScore": 22.2,
+                              "accountsWithImmutableLogs": 7}
     assert "auditing: 9/9" in err  # progress on stderr when auditing more than a few accounts
     assert "Traceback" not in out + err
 
@@ -469,7 +494,8 @@ def test_audit_compliant_accounts_exit_zero(org: Any, capsys: pytest.CaptureFixt
     code, out, err = run_cli(["audit", "--accounts", MGMT, org["ids"]["compliant"], "--endpoint-url", org["url"],
                               "--format", "json"], capsys, monkeypatch)
     assert code == 0, out
-    assert json.loads(out)["kpis"] == {"accountsInScope": 2, "accountsCompliant": 2, "policyComplianceScore": 100.0}
+    assert json.loads(out)["kpis"] == {"accountsInScope": 2, "accountsCompliant": 2, "policyComplianceScore": 100.0,
+                                       "accountsWithImmutableLogs": 2}
     assert err == ""  # no progress bar for a couple of accounts
 
 

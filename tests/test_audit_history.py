@@ -29,7 +29,8 @@ def test_each_audit_run_appends_one_history_line(tmp_path: Path, capsys: pytest.
     assert len(lines) == 2
     first: dict[str, Any] = lines[0]
     assert first["schema"] == HISTORY_SCHEMA and first["time"].endswith("Z")
-    assert first["kpis"] == {"accountsInScope": 1, "accountsCompliant": 1, "policyComplianceScore": 100.0}
+    assert first["kpis"] == {"accountsInScope": 1, "accountsCompliant": 1, "policyComplianceScore": 100.0,
+                             "accountsWithImmutableLogs": 1}
     (acct,) = first["accounts"]
     assert acct["id"] == MGMT and acct["compliant"] is True and acct["error"] is False
     assert acct["checks"] == {"trail": True, "filter": True, "alarm": True, "topic": True, "rootCredentials": True}

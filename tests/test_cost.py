@@ -30,7 +30,7 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     90 days and expired after 2,557; 1 metric filter; 2 standard alarms (root 60 s, delivery 300 s); 2 KMS
     keys (alerts, trail: the trail's log files are encrypted); 1 alarm topic (its only subscriber, the
     hub's intake queue, is the hub's resource); 5 rules in 4 regions, all 5 targets on the hub's bus;
-    no formatter and no queue (both are the hub's).
+    no formatter and no queue (both are the hub's); the trail bucket replicates into the log archive.
 
     CloudTrail    1,048,576 events x $2.00 / 100,000 (paid second copy)           = 20.97152
     Logs ingest   1 GiB x $0.50                                                    =  0.50
@@ -48,7 +48,10 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     KMS           2 keys x $1.00 + (20 alert + 34,560 log-file) requests x $0.03/10,000 =  2.103740
     EventBridge   CloudTrail events free; 10 sent to the hub's bus x $1.00/1M     =  0.00001
     SNS           10 publishes x $0.50/1M (delivery to SQS is free)               =  0.000005
-    Total                                                                         = 25.897561
+    Replication   34,560 replica PUTs x $0.005/1000                               =  0.1728
+                  69,120 KMS requests (decrypt + encrypt) x $0.03/10,000          =  0.20736
+                  archive copy 0.15 GiB/month x 365/30.4375 = 1.798768 GiB x $0.023 =  0.041372
+    Total                                                                         = 26.319093
     """
     fp = cost.footprint(example.by_account()["222222222206"])
     assert (fp.trails, fp.trail_log_retention_days, fp.standard_alarms, fp.kms_keys, fp.topics) == (1, (365,), 2, 2, 1)
@@ -59,13 +62,14 @@ def test_hand_computed_account_pins_the_arithmetic(example: mockrun.Run) -> None
     by = c.by_service()
     assert by["CloudTrail"] == pytest.approx(20.97152)
     assert by["CloudWatch Logs"] == pytest.approx(0.50 + 0.0553332, abs=1e-6)
-    assert by["S3"] == pytest.approx(0.1728 + 1.0368 + 0.5017333 + 0.3515095, abs=1e-6)
+    assert fp.replicated == 1
+    assert by["S3"] == pytest.approx(0.1728 + 1.0368 + 0.5017333 + 0.3515095 + 0.1728 + 0.0413717, abs=1e-6)
     assert by["CloudWatch"] == pytest.approx(0.0041096 + 0.20, abs=1e-6)
-    assert by["KMS"] == pytest.approx(2.0 + (20 + 34_560) * 0.03 / 10_000)
+    assert by["KMS"] == pytest.approx(2.0 + (20 + 34_560 + 69_120) * 0.03 / 10_000)
     assert by["EventBridge"] == pytest.approx(0.00001)
     assert by["SNS"] == pytest.approx(0.000005)
     assert "Lambda" not in by and "SQS" not in by
-    assert c.total == pytest.approx(25.897561, abs=1e-6)
+    assert c.total == pytest.approx(26.319093, abs=1e-6)
 
 
 def test_hand_computed_hub_pins_the_arithmetic(example: mockrun.Run) -> None:
@@ -188,8 +192,10 @@ def test_plan_json_carries_per_account_cost_total_and_assumptions(capsys: pytest
     assert by_id["222222222204"]["volume"]["source"] == "default"
     hub = report["cost"]["hub"]
     assert hub["volume"]["alertsPerMonth"] == 10 * len(by_id) and hub["byService"]["SQS"] == pytest.approx(0.2629, abs=1e-4)
+    archive = report["cost"]["archive"]  # the log archive's key; members pay for their replicas
+    assert {k: v for k, v in archive["byService"].items() if v} == {"KMS": 1.0} and report["archive"]["replicatingAccounts"] == len(by_id)
     assert report["totals"]["monthlyCostUsd"] == pytest.approx(
-        sum(c["monthlyUsd"] for c in by_id.values()) + hub["monthlyUsd"], abs=0.011)
+        sum(c["monthlyUsd"] for c in by_id.values()) + hub["monthlyUsd"] + archive["monthlyUsd"], abs=0.011)
     assert report["cost"]["trailMode"] == "managed" and report["cost"]["regionPricesChecked"] is True
     assert any("3,000,000" not in a and "300,000 management events" in a for a in report["cost"]["assumptions"])
 
@@ -199,9 +205,10 @@ def test_plan_text_shows_the_cost_column_total_and_assumptions(capsys: pytest.Ca
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("222222222201"))
     header = next(line for line in out.splitlines() if line.startswith("ACCOUNT"))
-    assert row[header.index("COST/MONTH"):].split()[0] == "$10.57"
-    # 9 x $10.57 (each account's monitor) + $2.18 (the hub, for all of them) = $97.31.
-    assert "Monthly cost: $97.31 USD for 9 accounts ($10.57 per account) and the alert hub ($2.18), " \
+    assert row[header.index("COST/MONTH"):].split()[0] == "$10.97"
+    # 9 x $10.97 (each account's monitor, replication into the archive included) + $2.18 (the hub, for
+    # all of them) + $1.00 (the log archive's key) = $101.91.
+    assert "Monthly cost: $101.91 USD for 9 accounts ($10.97 per account), the alert hub ($2.18) and the log archive ($1.00), " \
         "trail mode managed" in out
     assert "CloudTrail $54.00" in out and "SQS $0.26" in out and "assumptions:" in out
 

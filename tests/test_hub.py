@@ -191,14 +191,16 @@ def test_the_plan_shows_the_hub_and_email_routes_pending(capsys: pytest.CaptureF
     # Resources per member account (provider included) with the example's 4 regions: the alert
     # chain dropped from 43 (a formatter, DLQ and subscriptions per account) to at most 30; the
     # CIS-clean trail (issue 12: trail key and alias, access-log bucket with its 5 settings and the
-    # trail bucket's logging) adds 9 more, counted apart.
+    # trail bucket's logging) adds 9 more, and immutable logs (issue 19: replication into the log
+    # archive, its role and policy) 3 more, counted apart.
     assert hub["memberChainResourcesMax"] <= 30
     payments_names = {r["name"] for a in report["accounts"] if a["id"] == "222222222201" for r in a["resources"]}
     hardening = {n.removeprefix("rootwatch-222222222201") for n in payments_names
                  if n.endswith(trailsecurity.HARDENING_SUFFIXES)}
     assert hardening == {"-trail-key", "-trail-key-alias", "-trail-bucket-logging", "-access-log-bucket",
                          *(f"-access-log-bucket-{s}" for s in ("versioning", "public-access", "ownership",
-                                                               "encryption", "policy"))}
+                                                               "encryption", "policy")),
+                         "-trail-bucket-replication", "-replication-role", "-replication-role-policy"}
     assert hub["memberResourcesMax"] == hub["memberChainResourcesMax"] + len(hardening)
     # A member's routes are the hub's routes of the levels it can reach (no member subscriptions).
     payments = next(a for a in report["accounts"] if a["id"] == "222222222201")

@@ -76,6 +76,9 @@ def test_the_policies_cover_what_the_program_creates(docs: dict) -> None:
     assume = next(st for st in docs["delegatedAdmin"]["Statement"] if st["Sid"] == "AssumeTheMemberRole")
     assert assume["Resource"] == "arn:aws:iam::*:role/OrganizationAccountAccessRole"
     assert not any(a == "*" or a.endswith(":*") for a in member | mgmt | hub)  # least privilege: no wildcards
+    # Immutable logs, both ways (trail.objectLockDays in the account, trail.archive replication), whatever the run.
+    assert {"s3:PutBucketObjectLockConfiguration", "s3:PutReplicationConfiguration", "s3:GetReplicationConfiguration"} <= member
+    assert {a for st in docs["logArchive"]["Statement"] for a in st["Action"]} == set()
 
 
 def test_the_management_policy_covers_prevention() -> None:
@@ -90,4 +93,4 @@ def test_docs_permissions_md_is_current(docs: dict) -> None:
     assert text == permissions.render_markdown(docs), "regenerate: python -m rootwatch.program.permissions"
     blocks = re.findall(r"```json\n(.*?)\n```", text, re.S)
     assert [json.loads(b) for b in blocks] == [docs[k] for k in ("management", "delegatedAdmin", "member", "memberTrust",
-                                                               "alertHub")]
+                                                               "alertHub", "logArchive")]

@@ -36,7 +36,10 @@ def test_a_clean_foreign_stack_passes(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0, out
     assert "22 resources, 2 account(s)" in out
     assert "Accounts: 2 of 2 compliant (policy compliance score 100.0%)" in out
-    assert "ok: 0 mandatory, 0 advisory violation(s)" in out
+    # Compliant, yet each account could empty its own trail bucket: reported, not failed.
+    assert out.count("[advisory] rootwatch-immutable-logs: account ") == 2
+    assert "is versioned only: the account's root user or an admin can delete every version" in out
+    assert "ok: 0 mandatory, 2 advisory violation(s)" in out
 
 
 def test_weaknesses_are_reported_with_urn_and_reason(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,7 +62,7 @@ def test_weaknesses_are_reported_with_urn_and_reason(capsys: pytest.CaptureFixtu
     assert "has its actions disabled (actionsEnabled: false)" in out
     assert "111122223333  NONCOMPLIANT: metricFilter, topic" in out
     assert "444455556666  NONCOMPLIANT: trail, alarm" in out
-    assert out.rstrip().endswith("FAIL: 6 mandatory, 0 advisory violation(s)")
+    assert out.rstrip().endswith("FAIL: 6 mandatory, 2 advisory violation(s)")
 
 
 def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,7 +70,7 @@ def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     report = json.loads(out)
     assert report["schema"] == "rootwatch.policycheck/v1" and report["resources"] == 21
-    assert report["summary"] == {"mandatory": 6, "advisory": 0}
+    assert report["summary"] == {"mandatory": 6, "advisory": 2}  # the 2: rootwatch-immutable-logs
     v = report["violations"][0]
     assert set(v) == {"policy", "urn", "message", "enforcementLevel", "account"}
     assert v["urn"].startswith(URN)
@@ -82,7 +85,7 @@ def test_config_can_downgrade_to_advisory(capsys: pytest.CaptureFixture[str], tm
     config.write_text(json.dumps({"all": "advisory"}))
     code, out, _ = check(capsys, str(WEAKENED), "--config", str(config))
     assert code == 0
-    assert "[advisory] rootwatch-trail" in out and "ok: 0 mandatory, 6 advisory violation(s)" in out
+    assert "[advisory] rootwatch-trail" in out and "ok: 0 mandatory, 8 advisory violation(s)" in out
 
 
 def test_config_thresholds_apply(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ def component_of(run: mockrun.Run, r: mockrun.Registered) -> str:
     while node.type != "rootwatch:index:RootActivityMonitor":
         if node.type == "rootwatch:index:AlertHub":
             return "hub"
+        if node.type == "rootwatch:index:LogArchive":
+            return "archive"
         node = by_urn[node.parent]
     return node.name.removeprefix("rootwatch-")
 
@@ -144,7 +146,8 @@ def test_every_child_is_created_through_its_own_accounts_provider(run: mockrun.R
     assert len(custom) > 10 * len(IN_SCOPE)
     for r in custom:
         acct = component_of(run, r)
-        acct = HUB if acct == "hub" else acct  # the hub shares its account's provider
+        # The hub and the log archive (both security-tooling here) share that account's provider.
+        acct = HUB if acct in ("hub", "archive") else acct
         ref = r.provider.rsplit("::", 1)[0]
         # The management account too: its pinned provider, never the default one.
         assert provider_urns.get(ref) == acct, r.name
@@ -175,7 +178,9 @@ def test_bucket_is_versioned_private_owner_enforced_and_encrypted(run: mockrun.R
         assert all(pab.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
     assert all(o.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"} for o in run.by_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls"))
     for e in run.by_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"):
-        assert e.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        # The log archive encrypts with its own key (the replicas are re-encrypted to it); the rest with S3's.
+        want = "aws:kms" if component_of(run, e) == "archive" else "AES256"
+        assert e.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == want, e.name
     for lc in run.by_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
         rule = lc.inputs["rules"][0]
         assert rule["transitions"] == [{"days": 90, "storageClass": "GLACIER"}] and rule["expiration"] == {"days": 2557}

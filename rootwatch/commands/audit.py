@@ -351,6 +351,7 @@ def collect_trail_storage(clients: Clients, trail: Mapping[str, Any]) -> dict[st
             if not _readable(exc):
                 raise
             out["bucketLoggingError"] = describe_error(exc)
+        out.update(collect_immutability(clients, bucket))
     key = trail.get("KmsKeyId")
     if key:
         region = parse_arn(key)["region"] if key.startswith("arn:") else trail.get("HomeRegion") or clients.region
@@ -361,6 +362,69 @@ def collect_trail_storage(clients: Clients, trail: Mapping[str, Any]) -> dict[st
                 raise
             out["keyRotationError"] = describe_error(exc)
     return out
+
+
+# S3's answers for a bucket without that configuration (not errors: facts).
+NO_LOCK_CODES = frozenset({"ObjectLockConfigurationNotFoundError"})
+NO_REPLICATION_CODES = frozenset({"ReplicationConfigurationNotFoundError"})
+
+
+def collect_immutability(clients: Clients, bucket: str) -> dict[str, Any]:
+    """The trail bucket's Object Lock and replication (trail.archive), for ``immutableLogs``."""
+    out: dict[str, Any] = {"objectLock": None, "replication": None, "immutabilityError": None}
+    s3 = clients("s3")
+    for key, call, absent in (("objectLock", lambda: s3.get_object_lock_configuration(Bucket=bucket)
+                               .get("ObjectLockConfiguration") or {}, NO_LOCK_CODES),
+                              ("replication", lambda: s3.get_bucket_replication(Bucket=bucket)
+                               .get("ReplicationConfiguration") or {}, NO_REPLICATION_CODES)):
+        try:
+            out[key] = call()
+        except Exception as exc:
+            if error_code(exc) in absent:
+                out[key] = {}
+            elif _readable(exc):
+                out["immutabilityError"] = describe_error(exc)
+            else:
+                raise
+    return out
+
+
+def evaluate_immutable_logs(facts: Facts) -> Check | None:
+    """Can the account erase its multi-region trails' log files? (beside the checks, not in "compliant").
+    ok: the bucket has COMPLIANCE-mode Object Lock with a default retention, or replicates without
+    delete markers (the destination's lock is the archive account's to show). None: no trail here."""
+    verdicts: list[Check] = []
+    for entry in facts.get("trails") or []:
+        bucket = entry.get("trail", {}).get("S3BucketName")
+        if not bucket:
+            continue
+        if entry.get("immutabilityError"):
+            verdicts.append(_fail(f"bucket {bucket}: cannot read its Object Lock or replication "
+                                  f"({entry['immutabilityError']})"))
+            continue
+        lock = entry.get("objectLock") or {}
+        retention = (lock.get("Rule") or {}).get("DefaultRetention") or {}
+        if lock.get("ObjectLockEnabled") == "Enabled" and retention.get("Mode") == "COMPLIANCE" and \
+                (retention.get("Days") or retention.get("Years")):
+            span = f"{retention['Days']} days" if retention.get("Days") else f"{retention['Years']} years"
+            verdicts.append(_ok(f"bucket {bucket}: S3 Object Lock COMPLIANCE, {span}"))
+            continue
+        rules = [r for r in (entry.get("replication") or {}).get("Rules", []) if r.get("Status") == "Enabled"]
+        keeps = [r for r in rules if (r.get("DeleteMarkerReplication") or {}).get("Status") != "Enabled"]
+        if keeps:
+            dest = (keeps[0].get("Destination") or {}).get("Bucket", "?")
+            verdicts.append(_ok(f"bucket {bucket}: replicates to {dest} without delete markers "
+                                "(that bucket's lock is shown when its account is audited)"))
+        elif rules:
+            verdicts.append(_fail(f"bucket {bucket}: replication copies delete markers to the archive"))
+        elif retention.get("Mode") == "GOVERNANCE":
+            verdicts.append(_fail(f"bucket {bucket}: Object Lock GOVERNANCE can be bypassed (s3:BypassGovernanceRetention)"))
+        else:
+            verdicts.append(_fail(f"bucket {bucket}: versioned at most: the account's root user or an admin can "
+                                  "delete every log file"))
+    if not verdicts:
+        return None
+    return next((v for v in verdicts if v["ok"]), verdicts[0])
 
 
 def collect_topic(clients: Clients, arn: str) -> dict[str, Any]:
@@ -782,7 +846,9 @@ def kpis(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     in_scope = len(results)
     compliant = sum(1 for r in results if r.get("compliant"))
     score = round(100.0 * compliant / in_scope, 1) if in_scope else None
-    return {"accountsInScope": in_scope, "accountsCompliant": compliant, "policyComplianceScore": score}
+    immutable = sum(1 for r in results if (r.get("immutableLogs") or {}).get("ok"))
+    return {"accountsInScope": in_scope, "accountsCompliant": compliant, "policyComplianceScore": score,
+            "accountsWithImmutableLogs": immutable}
 
 
 # ---------------------------------------------------------------- orchestration
@@ -802,13 +868,15 @@ class AuditContext:
 
 def audit_account(account_id: str, ctx: AuditContext, name: str = "") -> dict[str, Any]:
     """One account's row; any failure becomes that account's error, never the run's."""
-    result: dict[str, Any] = {"id": account_id, "name": name, "compliant": False, "error": None, "checks": {}}
+    result: dict[str, Any] = {"id": account_id, "name": name, "compliant": False, "error": None, "checks": {},
+                              "immutableLogs": None}
     try:
         clients = account_clients(ctx.base, account_id, ctx.caller_account, ctx.role_name)
         facts = collect(clients, account_id, org=ctx.org, realtime=ctx.realtime, regions=ctx.regions,
                         hub_bus_arn=ctx.hub_bus_arn)
         result["checks"] = evaluate(facts, realtime=ctx.realtime)
         result["compliant"] = all(c["ok"] for c in result["checks"].values())
+        result["immutableLogs"] = evaluate_immutable_logs(facts)
     except Exception as exc:  # AccessDenied, throttling after retries, timeouts, ...
         result["error"] = describe_error(exc)
     return result
@@ -1031,6 +1099,9 @@ def print_text(report: Mapping[str, Any], *, realtime: bool, out: Any = None) ->
             check = r["checks"].get(c)
             if check and not check["ok"]:
                 print(f"    {c}: {check['reason']}", file=out)
+        logs = r.get("immutableLogs")
+        if logs and not logs["ok"]:
+            print(f"    logs erasable (not counted in compliance): {logs['reason']}", file=out)
     for s in report.get("skipped", []):
         print(f"{s['id']:<13} {(s.get('name') or '')[:20]:<20} {'SKIP':<6} {s['reason']}", file=out)
     if report.get("hub"):

@@ -143,6 +143,10 @@ def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | No
     # The hub is priced on its own: one bus, formatter, queue set and table for the whole organization.
     hub_cost = cost.estimate(cost.footprint(hub_resources), cost.hub_volume(volumes), settings.hub_region,
                              book).to_json() if hub_resources else None
+    # The log archive's own resources (its key); each member pays for its replicas.
+    archive_resources = grouped.get(mockrun.ARCHIVE_GROUP, [])
+    archive_cost = cost.estimate(cost.footprint(archive_resources), cost.Volume(0, settings.cost.bytes_per_event, True, 0), region,
+                                 book).to_json() if archive_resources else None
     summary = {
         "currency": "USD",
         "pricesChecked": book.checked,
@@ -152,6 +156,7 @@ def cost_report(result: Any, org: Any = None, grouped: dict[str, list[Any]] | No
         "assumptions": cost.assumptions(book, settings.cost),
         "tradeOffs": cost.trade_offs(settings.trail.mode, settings.trail.log_group_name),
         "hub": hub_cost,
+        "archive": archive_cost,
     }
     return per_account, summary
 
@@ -183,7 +188,7 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
     kpis = compliance.get("kpis", {}) if isinstance(compliance, dict) else {}
     hub_out = outputs.get("hub")
     hub = None
-    from rootwatch.program import mockrun, trailsecurity
+    from rootwatch.program import cost, mockrun, trailsecurity
     if isinstance(hub_out, dict):
         hub = {
             "accountId": hub_out.get("accountId"), "region": hub_out.get("region"),
@@ -195,10 +200,16 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
             "memberChainResourcesMax": max(
                 (sum(not trailsecurity.is_hardening(r["name"]) for r in a["resources"]) for a in accounts), default=0),
         }
+    archive_out = outputs.get("logArchive")
+    archive = None
+    if isinstance(archive_out, dict):
+        archive = {**archive_out, "resources": len(grouped.get(mockrun.ARCHIVE_GROUP, [])),
+                   "replicatingAccounts": sum(any(r["type"] == cost.REPLICATION for r in a["resources"]) for a in accounts)}
     return {
         "schema": SCHEMA,
         "stack": result.stack,
         "hub": hub,
+        "archive": archive,
         "accounts": accounts,
         "skipped": [{"id": s["id"], "name": s.get("name", ""), "reason": s["reason"]} for s in outputs.get("skipped", [])],
         "totals": {
@@ -208,7 +219,8 @@ def build_report(result: Any, violations: list[dict[str, Any]] | None = None, or
             "policyComplianceScore": kpis.get("policyComplianceScore"),
             # The accounts' monitors and the alert hub.
             "monthlyCostUsd": round(sum(c["monthlyUsd"] for c in costs.values())
-                                    + (cost_summary["hub"] or {}).get("monthlyUsd", 0.0), 2),
+                                    + (cost_summary["hub"] or {}).get("monthlyUsd", 0.0)
+                                    + (cost_summary["archive"] or {}).get("monthlyUsd", 0.0), 2),
         },
         "cost": cost_summary,
         "warnings": list(result.warnings),
@@ -267,11 +279,14 @@ def _render_cost(report: dict[str, Any], out: TextIO) -> None:
     per = sum(a["cost"]["monthlyUsd"] for a in report["accounts"]) / n if n else 0.0
     prices = f"{c['region']} list prices" if c["regionPricesChecked"] else \
         f"us-east-1 list prices (no {c['region']} prices on file)"
-    what = f"{n} accounts ({_usd(per)} per account)" + (f" and the alert hub ({_usd(hub_usd)})" if hub else "")
+    arch = c.get("archive")
+    parts = [f"{n} accounts ({_usd(per)} per account)", *([f"the alert hub ({_usd(hub_usd)})"] if hub else []),
+             *([f"the log archive ({_usd(arch['monthlyUsd'])})"] if arch else [])]
+    what = " and ".join(parts) if len(parts) < 3 else f"{', '.join(parts[:-1])} and {parts[-1]}"
     out.write(f"Monthly cost: {_usd(t['monthlyCostUsd'])} {c['currency']} for {what}, "
               f"trail mode {c['trailMode']}, {prices}\n")
     services: dict[str, float] = {}
-    for by_service in [a["cost"]["byService"] for a in report["accounts"]] + ([hub["byService"]] if hub else []):
+    for by_service in [a["cost"]["byService"] for a in report["accounts"]] + [x["byService"] for x in (hub, arch) if x]:
         for svc, usd in by_service.items():
             services[svc] = services.get(svc, 0.0) + usd
     shown = [f"{svc} {_usd(usd)}" for svc, usd in sorted(services.items(), key=lambda kv: -kv[1]) if usd >= 0.005]
@@ -315,12 +330,18 @@ def render_text(report: dict[str, Any], out: TextIO) -> None:
     if hub:
         out.write(f"\nAlert hub: account {hub['accountId']} ({hub['region']}), {hub['resources']} resources; "
                   f"members: at most {hub['memberResourcesMax']} resources per account "
-                  f"({hub['memberChainResourcesMax']} alert chain, the rest CIS trail hardening)\n")
+                  f"({hub['memberChainResourcesMax']} alert chain, the rest trail hardening: CIS, immutable logs)\n")
         for level, protos in hub["routes"].items():
             pending = hub["pendingConfirmation"].get(level, 0)
             cell = " ".join(f"{p}:{n}" for p, n in sorted(protos.items())) or "-"
             note = f"  ({pending} pending confirmation until clicked once)" if pending else ""
             out.write(f"  {level:<9} {cell}{note}\n")
+    arch = report.get("archive")
+    if arch:
+        lock = arch["objectLock"]
+        out.write(f"\nLog archive: account {arch['accountId']} ({arch['region']}), {arch['resources']} resources; "
+                  f"bucket {arch['bucket']} with S3 Object Lock {lock['mode']} {lock['days']} days; "
+                  f"{arch['replicatingAccounts']} trail bucket(s) replicate into it\n")
     _render_organization(report.get("organization"), out)
     if report["skipped"]:
         out.write(f"\nSkipped ({len(report['skipped'])}):\n")

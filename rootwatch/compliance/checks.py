@@ -6,7 +6,7 @@ dependencies, never by resource names: trail -> filter -> alarm -> topic, and re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from rootwatch.compliance.accounts import AccountResources
 from rootwatch.compliance.model import (
@@ -16,7 +16,10 @@ from rootwatch.compliance.model import (
     BUCKET_LOGGING_TYPE,
     BUCKET_TYPE,
     HARDENING,
+    IMMUTABLE_LOGS,
+    OBJECT_LOCK_TYPE,
     QUEUE_POLICY_TYPE,
+    REPLICATION_TYPE,
     QUEUE_TYPE,
     TOPIC_POLICY_TYPE,
     CLOUDWATCH_PRINCIPAL,
@@ -556,3 +559,111 @@ def check_hardening(acct: AccountResources) -> CheckResult:
     if p.status == PASS:
         return CheckResult(HARDENING, PASS, "every KMS key rotates; no topic, key or queue policy is public")
     return CheckResult(HARDENING, p.status, p.text(), acct.provider_urn or None)
+
+
+# --- immutable logs (reported, not counted in "compliant") -----------------------------------------
+
+
+def _trail_bucket(trail: PolicyInput, idx: ResourceIndex) -> tuple[str | None, PolicyInput | None]:
+    bucket = known_str(trail.props.get("s3BucketName"))
+    bucket_res = next(iter(idx.deps(trail, "s3BucketName", BUCKET_TYPE)), None)
+    if bucket is None and bucket_res is not None:
+        bucket = known_str(bucket_res.props.get("bucket"))
+    return bucket, bucket_res
+
+
+def _lock_of(bucket: str | None, bucket_res: PolicyInput | None, locks: Sequence[PolicyInput],
+             idx: ResourceIndex) -> tuple[PolicyInput | None, bool]:
+    """The Object Lock configuration of that bucket, and whether some lock's bucket is still unknown."""
+    unknown = False
+    for lock in locks:
+        same = _same_bucket(lock, "bucket", bucket, bucket_res, idx)
+        if same:
+            return lock, False
+        unknown = unknown or same is None
+    return None, unknown
+
+
+def _lock_problem(lock: PolicyInput) -> str | None:
+    """None when the lock is COMPLIANCE mode with a positive default retention; else what is wrong."""
+    retention = first_object(first_object(lock.props.get("rule")).get("defaultRetention"))
+    mode, days = retention.get("mode"), as_number(retention.get("days"))
+    years = as_number(retention.get("years"))
+    if mode != "COMPLIANCE":
+        return (f"Object Lock mode {mode or 'unset'} (GOVERNANCE can be bypassed with s3:BypassGovernanceRetention; "
+                "COMPLIANCE cannot)")
+    if not (days or years):
+        return "Object Lock has no default retention: new log files are not locked"
+    return None
+
+
+def _lock_text(lock: PolicyInput) -> str:
+    retention = first_object(first_object(lock.props.get("rule")).get("defaultRetention"))
+    n = as_number(retention.get("days"))
+    return f"{num_text(n)} days" if n else f"{num_text(as_number(retention.get('years')) or 0)} years"
+
+
+def check_immutable_logs(acct: AccountResources, idx: ResourceIndex) -> CheckResult | None:
+    """Can anyone in the account (root included) erase the trail's log files? PASS when the trail's
+    bucket is locked in COMPLIANCE mode, or replicates (without delete markers) into a bucket that is.
+    None: the account has no trail in the stack (its logs are kept by a trail outside it)."""
+    trails = acct.of(TRAIL_TYPE)
+    if not trails:
+        return None
+    all_items = list(idx.by_urn.values())
+    locks = [r for r in all_items if r.type == OBJECT_LOCK_TYPE]
+    verdicts = [_trail_immutability(trail, acct, idx, all_items, locks) for trail in trails]
+    order = {PASS: 0, PENDING: 1, UNVERIFIED: 2, FAIL: 3}
+    return min(verdicts, key=lambda v: order.get(v.status, 9))
+
+
+def _trail_immutability(trail: PolicyInput, acct: AccountResources, idx: ResourceIndex,
+                        all_items: Sequence[PolicyInput], locks: Sequence[PolicyInput]) -> CheckResult:
+    bucket, bucket_res = _trail_bucket(trail, idx)
+    label = repr(bucket or (bucket_res.name if bucket_res else "?"))
+    lock, unknown = _lock_of(bucket, bucket_res, locks, idx)
+    if lock is not None:
+        problem = _lock_problem(lock)
+        if problem:
+            return CheckResult(IMMUTABLE_LOGS, FAIL, f"trail bucket {label}: {problem}", lock.urn)
+        return CheckResult(IMMUTABLE_LOGS, PASS, f"trail bucket {label} is locked: S3 Object Lock COMPLIANCE, "
+                           f"{_lock_text(lock)}", lock.urn)
+    found: list[CheckResult] = []
+    for rep in acct.of(REPLICATION_TYPE):
+        same = _same_bucket(rep, "bucket", bucket, bucket_res, idx)
+        unknown = unknown or same is None
+        if same:
+            found.append(_replication_verdict(rep, label, all_items, locks, idx))
+    if found:
+        order = {PASS: 0, PENDING: 1, UNVERIFIED: 2, FAIL: 3}
+        return min(found, key=lambda v: order.get(v.status, 9))
+    return CheckResult(IMMUTABLE_LOGS, PENDING if unknown else FAIL,
+                       f"trail bucket {label} is versioned only: the account's root user or an admin can delete every "
+                       "version (set trail.archive, or trail.objectLockDays)", acct.provider_urn or None)
+
+
+def _replication_verdict(rep: PolicyInput, label: str, all_items: Sequence[PolicyInput], locks: Sequence[PolicyInput],
+                         idx: ResourceIndex) -> CheckResult:
+    rules = rep.props.get("rules") or []
+    live = [r for r in rules if isinstance(r, Mapping) and r.get("status") == "Enabled"]
+    if not live:
+        return CheckResult(IMMUTABLE_LOGS, FAIL, f"trail bucket {label}: replication has no enabled rule", rep.urn)
+    rule = live[0]
+    if first_object(rule.get("deleteMarkerReplication")).get("status") == "Enabled":
+        return CheckResult(IMMUTABLE_LOGS, FAIL, f"trail bucket {label}: replication copies delete markers, so a "
+                           "deletion in this account reaches the archive", rep.urn)
+    dest = known_str(first_object(rule.get("destination")).get("bucket"))
+    if dest is None:
+        return CheckResult(IMMUTABLE_LOGS, PENDING, f"trail bucket {label}: replication destination known at deploy",
+                           rep.urn)
+    name = dest.rsplit(":", 1)[-1]
+    target = next((b for b in all_items if b.type == BUCKET_TYPE and b.props.get("bucket") == name), None)
+    if target is None:
+        return CheckResult(IMMUTABLE_LOGS, UNVERIFIED, f"trail bucket {label} replicates to {name}, outside this stack: "
+                           "check its Object Lock there", rep.urn)
+    lock, _ = _lock_of(name, target, locks, idx)
+    problem = "it has no Object Lock" if lock is None else _lock_problem(lock)
+    if problem:
+        return CheckResult(IMMUTABLE_LOGS, FAIL, f"trail bucket {label} replicates to {name}, but {problem}", rep.urn)
+    return CheckResult(IMMUTABLE_LOGS, PASS, f"trail bucket {label} replicates (no delete markers) to {name}, locked: "
+                       f"S3 Object Lock COMPLIANCE, {_lock_text(lock)}", rep.urn)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from rootwatch.compliance.checks import (
     check_alarm,
     check_filter,
     check_hardening,
+    check_immutable_logs,
     check_realtime,
     check_topic,
     check_trail,
@@ -57,7 +58,7 @@ def evaluate(
         realtime = check_realtime(acct, requirements)
         hardening = check_hardening(acct)
         checks = {c.check: c for c in (trail, metric_filter, alarm, topic, realtime, hardening)}
-        verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks)
+        verdicts[acct.id] = AccountVerdict(acct.id, acct.provider_urn, checks, check_immutable_logs(acct, idx))
     return verdicts
 
 
@@ -68,10 +69,13 @@ def missing_account(account_id: str) -> AccountVerdict:
 
 
 def account_evidence(verdict: AccountVerdict) -> dict[str, Any]:
+    logs = verdict.immutable_logs
     return {
         "compliant": verdict.compliant,
         "status": verdict.status,
         "checks": {name: c.to_dict() for name, c in verdict.checks.items()},
+        # Beside the checks, not in "compliant": can the account erase its own logs? (null: no trail of its own here)
+        "immutableLogs": None if logs is None else {**logs.to_dict(), "ok": logs.status == "pass"},
     }
 
 
@@ -106,6 +110,8 @@ def summarize(
             "accountsOrganizationTrail": organization,
             # Percent of in-scope accounts with every check passing; null with no accounts.
             "policyComplianceScore": round(100 * compliant / len(ids), 1) if ids else None,
+            # Accounts whose trail's log files no one in the account can delete (Object Lock here or in the archive).
+            "accountsWithImmutableLogs": sum(1 for a in accounts.values() if (a.get("immutableLogs") or {}).get("ok")),
             "skippedAccounts": [dict(s) for s in skipped],
         },
     }

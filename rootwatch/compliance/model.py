@@ -16,6 +16,8 @@ TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME = "trail", "metricFilter", "alarm",
 # Keys rotate; no topic, key or queue policy is public (Prowler / CIS beyond the chain).
 HARDENING = "hardening"
 CHECKS: tuple[str, ...] = (TRAIL, METRIC_FILTER, ALARM, TOPIC, REALTIME, HARDENING)
+# Reported beside the checks, not counted in "compliant" (CIS does not require it): can the account erase its logs?
+IMMUTABLE_LOGS = "immutableLogs"
 
 PASS, FAIL, PENDING, SKIPPED = "pass", "fail", "pending", "skipped"
 # trail.mode "organization", member account: the organization trail records it and the CIS filter and alarm
@@ -40,12 +42,15 @@ BUCKET_LOGGING_TYPE = "aws:s3/bucketLogging:BucketLogging"
 TOPIC_POLICY_TYPE = "aws:sns/topicPolicy:TopicPolicy"
 QUEUE_TYPE = "aws:sqs/queue:Queue"
 QUEUE_POLICY_TYPE = "aws:sqs/queuePolicy:QueuePolicy"
+OBJECT_LOCK_TYPE = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
+REPLICATION_TYPE = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 
 # Every type evaluate() reads; anything else is irrelevant to the verdict.
 EVIDENCE_TYPES = frozenset({
     PROVIDER_TYPE, TRAIL_TYPE, LOG_GROUP_TYPE, METRIC_FILTER_TYPE, ALARM_TYPE, TOPIC_TYPE,
     SUBSCRIPTION_TYPE, KEY_TYPE, ALIAS_TYPE, EVENT_RULE_TYPE,
     BUCKET_TYPE, BUCKET_LOGGING_TYPE, TOPIC_POLICY_TYPE, QUEUE_TYPE, QUEUE_POLICY_TYPE,
+    OBJECT_LOCK_TYPE, REPLICATION_TYPE,
     # Subscription endpoints: their provider tells whose account a not-yet-known ARN is in.
     "aws:sqs/queue:Queue", "aws:lambda/function:Function",
 })
@@ -143,6 +148,8 @@ class AccountVerdict:
     # The provider that deploys into the account ("" for the default provider).
     provider_urn: str
     checks: Mapping[str, CheckResult]
+    # Informational (see IMMUTABLE_LOGS): None where the account has no trail of its own in the stack.
+    immutable_logs: CheckResult | None = None
 
     @property
     def compliant(self) -> bool:

@@ -41,6 +41,7 @@ REALTIME_RULE = "rootwatch-realtime-rule"
 COMPLETE_CHAIN = "rootwatch-complete-chain"
 VERIFY_AFTER_DEPLOY = "rootwatch-verify-after-deploy"
 ROOT_PREVENTION = "rootwatch-root-prevention"
+IMMUTABLE_LOGS = "rootwatch-immutable-logs"
 
 MANDATORY, ADVISORY, REMEDIATE, DISABLED = "mandatory", "advisory", "remediate", "disabled"
 LEVELS = (MANDATORY, ADVISORY, REMEDIATE, DISABLED)
@@ -172,6 +173,17 @@ def _verify_after_deploy(resources: Sequence[PolicyInput], req: Requirements) ->
     ]
 
 
+def _immutable_logs(resources: Sequence[PolicyInput], req: Requirements) -> list[tuple[str, str, str]]:
+    """Accounts whose trail's log files someone in the account could delete (the compliance output's
+    immutableLogs, from the same evaluation); unknown-until-deploy and outside-the-stack are not findings."""
+    return [
+        (f"account {v.account_id}: immutable logs: {v.immutable_logs.reason}", v.immutable_logs.urn or v.provider_urn,
+         v.account_id)
+        for v in _verdicts(resources, req)
+        if v.immutable_logs is not None and v.immutable_logs.status == "fail"
+    ]
+
+
 def _root_prevention(resources: Sequence[PolicyInput], _: Requirements) -> list[tuple[str, str, str]]:
     from rootwatch.compliance import prevention
 
@@ -208,6 +220,12 @@ RULES: tuple[Rule, ...] = (
          "Control Tower's AWS-GR_RESTRICT_ROOT_USER (AssumeRoot exempt) and attached.", ADVISORY, _root_prevention,
          stack=True,
          remediation="Set rootwatch:prevention.centralRootAccess.enabled and denyRootScp (docs/prevention.md)."),
+    # Advisory by default: CIS does not require it, and Object Lock cannot be undone once on.
+    Rule(IMMUTABLE_LOGS, "No one in an account, root included, can delete its trail's log files: the trail's bucket "
+         "has S3 Object Lock in COMPLIANCE mode, or replicates (without delete markers) into a bucket that has.",
+         ADVISORY, _immutable_logs, stack=True, config_keys=_STACK_KEYS,
+         remediation="Set rootwatch:trail.archive (a log-archive account), or keep trail.objectLockDays > 0 "
+         "(docs/compliance.md, immutable logs)."),
 )
 NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
 

@@ -8,7 +8,7 @@ renames cloud resources.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from rootwatch.core.severity import Severity
 from rootwatch.program.organization import Account
@@ -42,3 +42,5 @@ class RootActivityMonitorArgs:
     secret_endpoints: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
     hub: HubRef | None = None
+    # trail.archive: the log archive's resources a replication configuration must wait for.
+    archive_ready: Sequence[Any] = ()

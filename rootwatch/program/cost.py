@@ -45,6 +45,7 @@ TABLE = "aws:dynamodb/table:Table"
 BUCKET = "aws:s3/bucket:Bucket"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 QUEUE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 
 
 class Resource(Protocol):
@@ -135,6 +136,8 @@ class Footprint:
     # Scheduled rules (the hub's formatter heartbeat): invocations per hour, and how many schedules.
     scheduled_per_hour: float = 0.0
     schedules: int = 0
+    # Trail buckets replicating into the locked log archive (trail.archive).
+    replicated: int = 0
 
 
 def footprint(resources: Iterable[Resource]) -> Footprint:
@@ -201,6 +204,7 @@ def footprint(resources: Iterable[Resource]) -> Footprint:
         regions=max(1, len(rule_regions)),
         scheduled_per_hour=per_hour,
         schedules=schedules,
+        replicated=counts.get(REPLICATION, 0),
     )
 
 
@@ -365,6 +369,14 @@ def estimate(fp: Footprint, vol: Volume, region: str, book: PriceBook | None = N
             glacier_gb += archived_objects * (overhead_kb - 8) * 1024 * gb_per_byte
         add("S3", "trail logs stored, S3 Standard", standard_gb, "s3.standardStorage")
         add("S3", "trail logs stored, Glacier Flexible Retrieval", glacier_gb, "s3.glacierStorage")
+        if fp.replicated:
+            # trail.archive: each file is written again in the archive (same region: no transfer fee),
+            # decrypted with the trail key and encrypted with the archive key, and kept locked in Standard.
+            add("S3", "log files replicated into the locked archive", files * fp.replicated, "s3.putRequests")
+            add("KMS", "requests (replication: decrypt, then encrypt the replica)", 2 * files * fp.replicated,
+                "kms.requests")
+            add("S3", "archive copy stored, S3 Standard (after one year; locked copies are never moved)",
+                ingested_gb * gzip * book.assume("foreverHorizonDays") / dpm * fp.replicated, "s3.standardStorage")
 
     alerts = vol.alerts_per_month
     hours = book.assume("hoursPerMonth")

@@ -29,6 +29,8 @@ PROJECT = "rootwatch"
 MONITOR_TYPE = "rootwatch:index:RootActivityMonitor"
 HUB_TYPE = "rootwatch:index:AlertHub"  # hub.COMPONENT_TYPE (not imported: the hub imports the program)
 HUB_GROUP = "hub"  # by_account's key for the alert hub's own resources
+ARCHIVE_TYPE = "rootwatch:index:LogArchive"  # archive.COMPONENT_TYPE (not imported, as above)
+ARCHIVE_GROUP = "archive"  # by_account's key for the log archive's resources
 DEFAULT_SNAPSHOT = PROJECT_DIR / "config" / "example-org.json"
 
 
@@ -75,7 +77,8 @@ class Run:
     def by_account(self) -> dict[str, list[Registered]]:
         """Cloud resources grouped by the account whose monitor (or provider) owns them.
 
-        The alert hub's resources are grouped apart, under ``HUB_GROUP``; organization-level
+        The alert hub's resources are grouped apart, under ``HUB_GROUP``, the log archive's under
+        ``ARCHIVE_GROUP``; organization-level
         resources (prevention, in the management account) under ``""``."""
         by_urn = {r.urn: r for r in self.resources}
         provider_account = {
@@ -92,6 +95,8 @@ class Run:
                     acct = node.name.removeprefix("rootwatch-")
                 elif node.type == HUB_TYPE:
                     acct = HUB_GROUP
+                elif node.type == ARCHIVE_TYPE:
+                    acct = ARCHIVE_GROUP
                 node = by_urn.get(node.parent)
             groups.setdefault(acct or "", []).append(r)
         return groups

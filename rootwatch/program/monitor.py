@@ -17,7 +17,7 @@ import pulumi_aws as aws
 from rootwatch.core.arns import partition
 from rootwatch.core.severity import Severity
 from rootwatch.detection import rule as detection
-from rootwatch.program import alerting, realtime, trailsecurity
+from rootwatch.program import alerting, archive, realtime, trailsecurity
 from rootwatch.program.chain import (
     ALARM_NAME,
     COMPONENT_TYPE,
@@ -304,7 +304,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
         acct, region, trail_name = args.account.id, s.home_region, s.trail.name
         bname = bucket_name(acct, region)
         bucket = aws.s3.Bucket(f"{name}-trail-bucket", bucket=bname, force_destroy=False, region=region, tags=tags, opts=stateful)
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-trail-bucket-versioning",
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
@@ -344,6 +344,12 @@ class RootActivityMonitor(pulumi.ComponentResource):
             opts=child,
         )
         self._lifecycle(name, bucket, s, region, child)
+        # Immutable logs (rootwatch.program.archive): replicas in the locked log archive, else a lock here.
+        if s.trail.archive is not None:
+            archive.replicate_trail_bucket(name, acct, region, bucket, bname, key.arn, s.trail.archive.account_id,
+                                           versioning, self, tags, args.archive_ready)
+        elif s.trail.object_lock_days:
+            archive.lock_trail_bucket(name, bucket, s.trail.object_lock_days, region, versioning, self)
         policy = aws.s3.BucketPolicy(
             f"{name}-trail-bucket-policy",
             bucket=bucket.id,
@@ -422,7 +428,7 @@ class RootActivityMonitor(pulumi.ComponentResource):
 
 
 def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_keys: set[str],
-           provider: Any = None, hub: HubRef | None = None) -> RootActivityMonitor:
+           provider: Any = None, hub: HubRef | None = None, archive_ready: Sequence[Any] = ()) -> RootActivityMonitor:
     """One monitor per account, through that account's own provider (``provider``, else made here)."""
     from rootwatch.program import organization
 
@@ -439,5 +445,6 @@ def deploy(account: Account, settings: RootwatchSettings, stack: str, secret_key
         secret_endpoints="routes" in secret_keys,
         tags=organization.managed_tags(stack),
         hub=hub,
+        archive_ready=archive_ready,
     )
     return RootActivityMonitor(f"rootwatch-{account.id}", args, pulumi.ResourceOptions(provider=provider))

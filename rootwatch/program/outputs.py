@@ -16,9 +16,11 @@ from rootwatch.program.organization import Scope
 from rootwatch.program.settings import RootwatchSettings
 
 
-def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor], hub: Any = None) -> None:
+def export(scope: Scope, monitors: Mapping[str, RootActivityMonitor], hub: Any = None, archive: Any = None) -> None:
     if hub is not None:
         pulumi.export("hub", hub.summary())
+    if archive is not None:
+        pulumi.export("logArchive", archive.summary())
     pulumi.export(
         "accounts",
         {

@@ -103,6 +103,13 @@ RESOURCE_ACTIONS: dict[str, list[str]] = {
     ],
     "aws:s3/bucketPolicy:BucketPolicy": ["s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"],
     "aws:s3/bucketLogging:BucketLogging": ["s3:PutBucketLogging", "s3:GetBucketLogging"],
+    # Immutable logs (rootwatch.program.archive); a lock cannot be removed, only its retention changed.
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": [
+        "s3:PutBucketObjectLockConfiguration", "s3:GetBucketObjectLockConfiguration",
+    ],
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": [
+        "s3:PutReplicationConfiguration", "s3:GetReplicationConfiguration", "iam:PassRole",
+    ],
     "aws:cloudwatch/eventRule:EventRule": [
         "events:PutRule", "events:DescribeRule", "events:DeleteRule", "events:EnableRule", "events:DisableRule",
         "events:ListTargetsByRule", *_TAGS["events"],
@@ -185,6 +192,10 @@ INVOKE_ACTIONS: dict[str, list[str]] = {
     "aws:cloudwatch/getLogGroups:getLogGroups": ["logs:DescribeLogGroups"],
 }
 
+IMMUTABLE_LOG_TYPES = frozenset({"aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+                                 "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+                                 "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"})
+
 # IAM action names with no API operation of the same name (IAM Service Authorization Reference):
 # permission-only actions and S3's historical names for bucket sub-resources.
 IAM_ONLY_ACTIONS = frozenset({
@@ -194,7 +205,8 @@ IAM_ONLY_ACTIONS = frozenset({
     "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",  # Get/PutBucketLifecycleConfiguration
     "s3:GetAccelerateConfiguration",  # GetBucketAccelerateConfiguration
     "s3:GetReplicationConfiguration",  # GetBucketReplication
-    "s3:GetBucketObjectLockConfiguration",  # GetObjectLockConfiguration
+    "s3:GetBucketObjectLockConfiguration", "s3:PutBucketObjectLockConfiguration",  # Get/PutObjectLockConfiguration
+    "s3:PutReplicationConfiguration",  # PutBucketReplication, DeleteBucketReplication
     "s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock",  # Put/Get/DeletePublicAccessBlock
 })
 
@@ -232,16 +244,19 @@ def _by_service(sid: str, actions: list[str]) -> list[dict[str, Any]]:
 
 def policies(run: "Run", role_name: str = "OrganizationAccountAccessRole") -> dict[str, dict[str, Any]]:
     """The deployer's policies, generated from one mock run (its resources, per account, and invokes)."""
-    from rootwatch.program.mockrun import HUB_GROUP
+    from rootwatch.program.mockrun import ARCHIVE_GROUP, HUB_GROUP
 
     groups = run.by_account()
     mgmt = next((r.name.removeprefix("account-") for r in run.by_type("pulumi:providers:aws")
                  if not r.inputs.get("assumeRoles")), "")
-    members = [a for a in groups if a and a not in (mgmt, HUB_GROUP)]
-    member_types = sorted({r.type for a in members for r in groups[a]})
+    members = [a for a in groups if a and a not in (mgmt, HUB_GROUP, ARCHIVE_GROUP)]
+    # Both immutable-log designs are one setting away (trail.archive or trail.objectLockDays): a member
+    # policy covers the in-account lock and the replication whichever the run used.
+    member_types = sorted({r.type for a in members for r in groups[a]} | IMMUTABLE_LOG_TYPES)
     # The management account's monitor, and the organization-level prevention (grouped under "").
     mgmt_types = sorted({r.type for r in [*groups.get(mgmt, []), *groups.get("", [])]})
     hub_types = sorted({r.type for r in groups.get(HUB_GROUP, [])})
+    archive_types = sorted({r.type for r in groups.get(ARCHIVE_GROUP, [])})
     # What this run called, plus the look-ups other configurations make (a delegated admin caller,
     # trail.mode existing, a configured key alias).
     seen = [t for t in dict.fromkeys(run.invokes) if t.startswith("aws:organizations/")]
@@ -260,6 +275,9 @@ def policies(run: "Run", role_name: str = "OrganizationAccountAccessRole") -> di
         # Only what the hub adds to a member's monitor (the hub account is monitored like a member).
         "alertHub": {"Version": "2012-10-17", "Statement": _by_service(
             "AlertHub", sorted(set(actions_for(hub_types)) - set(actions_for(member_types)) - set(lookups)))},
+        # Only what the log archive (trail.archive) adds to a member's monitor, in its account.
+        "logArchive": {"Version": "2012-10-17", "Statement": _by_service(
+            "LogArchive", sorted(set(actions_for(archive_types)) - set(actions_for(member_types)) - set(lookups)))},
         "memberTrust": {"Version": "2012-10-17", "Statement": [{
             "Sid": "TrustTheDeployer", "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::<management-or-delegated-admin-account>:role/<deployer-role>"},
@@ -302,7 +320,12 @@ def render_markdown(docs: Mapping[str, Mapping[str, Any]]) -> str:
         "The hub account (`rootwatch:hub.accountId`) is monitored like a member and also hosts the\n"
         "organization's alert hub (event bus, formatter, topics, queues, tables). Attach this policy\n"
         "to the same role there, next to the member policy; when the hub is the management account, to\n"
-        "the deploying identity.\n\n" + block(docs["alertHub"])
+        "the deploying identity.\n\n" + block(docs["alertHub"]) +
+        "\n## The log-archive account: what it adds\n\n"
+        "With `rootwatch:trail.archive`, the log-archive account holds the locked bucket every trail\n"
+        "replicates into, and its key. The member policy covers all of it (bucket, lock, key, policy),\n"
+        "so this adds nothing; it is generated so that a future archive resource cannot slip past it.\n\n"
+        + block(docs["logArchive"])
     )
 
 

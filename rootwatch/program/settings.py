@@ -216,6 +216,14 @@ class LifecycleSettings(_Model):
         return self
 
 
+class ArchiveSettings(_Model):
+    # The organization's log-archive account: a bucket there with S3 Object Lock (compliance mode)
+    # receives a replica of every managed trail's log files, so the audited account cannot erase them.
+    account_id: AccountId
+    # Compliance-mode retention of every replica: no one, root included, can delete it sooner.
+    retention_days: int = Field(default=365, ge=1, le=36_500)
+
+
 class TrailSettings(_Model):
     # "organization": an organization trail already records every account; no member gets a trail
     # of its own, and the CIS filter and alarm go once onto that trail's log group in its owner account.
@@ -235,6 +243,10 @@ class TrailSettings(_Model):
         pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\{accountId\}):(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$",
     )
     lifecycle: LifecycleSettings = LifecycleSettings()
+    # Immutable logs. With ``archive``, replicas in the log-archive account are locked; without it, each
+    # managed trail's own bucket gets S3 Object Lock (compliance mode) for this many days (0: none).
+    archive: ArchiveSettings | None = None
+    object_lock_days: int = Field(default=365, ge=0, le=36_500)
     # mode "organization": the account that owns the organization trail's log group (default: the management account).
     owner_account_id: AccountId | None = None
 
@@ -257,7 +269,19 @@ class TrailSettings(_Model):
                 raise ValueError(f"mode 'existing' takes one of {', '.join(given)}, not several")
         if self.owner_account_id and self.mode != "organization":
             raise ValueError("trail.ownerAccountId is only used with mode 'organization'")
+        if self.archive and self.mode != "managed":
+            raise ValueError(f"trail.archive replicates rootwatch's own trail buckets: it needs mode 'managed', "
+                             f"not '{self.mode}' (lock the bucket of your own trail where it lives)")
+        expire = self.lifecycle.expire_after_days
+        if expire and self.lock_days and self.lock_days > expire:
+            raise ValueError(f"trail.lifecycle.expireAfterDays ({expire}) is shorter than the Object Lock retention "
+                             f"({self.lock_days} days): S3 cannot expire locked log files")
         return self
+
+    @property
+    def lock_days(self) -> int:
+        """Days each log file is locked: the archive's retention, else the in-account lock (0: none)."""
+        return self.archive.retention_days if self.archive else self.object_lock_days
 
     def owns_organization_trail(self, account_id: str, is_management: bool) -> bool:
         """mode "organization": whether this account holds the organization trail's log group."""

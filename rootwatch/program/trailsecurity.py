@@ -26,6 +26,8 @@ HARDENING_SUFFIXES = (
     "-trail-key", "-trail-key-alias", "-access-log-bucket", "-access-log-bucket-versioning",
     "-access-log-bucket-public-access", "-access-log-bucket-ownership", "-access-log-bucket-encryption",
     "-access-log-bucket-policy", "-trail-bucket-logging",
+    # Immutable logs (rootwatch.program.archive): the in-account lock, or replication into the archive.
+    "-trail-bucket-lock", "-trail-bucket-replication", "-replication-role", "-replication-role-policy",
 )
 
 
