@@ -75,7 +75,8 @@ def test_archive_policies_admit_only_the_organizations_replication_roles(example
     assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ARCHIVE}:root"}
     assert use["Action"] == ["kms:Encrypt", "kms:GenerateDataKey"]  # no Decrypt: members cannot read the archive
     assert use["Condition"]["StringEquals"]["kms:ViaService"] == "s3.us-east-1.amazonaws.com"
-    assert use["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": f"{b}/*"}
+    # With S3 Bucket Keys (on in the archive) the context is the bucket's ARN, else the object's.
+    assert use["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [b, f"{b}/*"]}
 
 
 def test_without_an_organization_id_the_policies_name_each_role() -> None:
@@ -121,7 +122,9 @@ def test_the_replication_role_reads_its_own_logs_and_writes_replicas_only(exampl
     assert by_sid["WriteReplicas"]["Resource"] == f"arn:aws:s3:::rootwatch-archive-{ARCHIVE}-us-east-1/AWSLogs/*"
     assert not any("Delete" in a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
     assert by_sid["DecryptSource"]["Resource"].startswith(f"arn:aws:kms:us-east-1:{acct}:key/")
-    assert by_sid["DecryptSource"]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": f"{src}/*"}
+    assert by_sid["DecryptSource"]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [src, f"{src}/*"]}
+    dest = f"arn:aws:s3:::rootwatch-archive-{ARCHIVE}-us-east-1"
+    assert by_sid["EncryptReplicas"]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [dest, f"{dest}/*"]}
 
 
 def test_without_an_archive_each_trail_bucket_is_locked_where_it_is(local: mockrun.Run) -> None:
@@ -149,13 +152,19 @@ def load(trail: dict[str, Any]) -> rw_settings.RootwatchSettings:
     ({"mode": "existing", "logGroupName": "g", "archive": {"accountId": ARCHIVE}},
      "trail.archive replicates rootwatch's own trail buckets: it needs mode 'managed', not 'existing'"),
     ({"lifecycle": {"glacierAfterDays": 30, "expireAfterDays": 90}},
-     r"expireAfterDays \(90\) is shorter than the Object Lock retention \(365 days\)"),
+     r"expireAfterDays \(90\) is shorter than the Object Lock retention \(trail.objectLockDays, 365 days\)"),
     ({"archive": {"accountId": ARCHIVE, "retentionDays": 0}}, "retentionDays"),
     ({"objectLockDays": -1}, "objectLockDays"),
 ])
 def test_bad_immutability_settings_are_refused(trail: dict[str, Any], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         load(trail)
+
+
+def test_an_archive_does_not_bind_the_trail_buckets_lifecycle() -> None:
+    # The members' buckets are not locked then; the archive keeps its copies for retentionDays.
+    s = load({"lifecycle": {"glacierAfterDays": 30, "expireAfterDays": 90}, "archive": {"accountId": ARCHIVE}})
+    assert s.trail.lock_days == 365 and s.trail.lifecycle.expire_after_days == 90
 
 
 def test_locks_can_be_turned_off_and_an_archive_outside_the_stack_is_refused(

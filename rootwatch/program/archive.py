@@ -61,6 +61,12 @@ def lock_rule(days: int) -> aws.s3.BucketObjectLockConfigurationRuleArgs:
         default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(mode=LOCK_MODE, days=days))
 
 
+def _s3_context(bucket: str) -> list[str]:
+    """S3's KMS encryption context: the object's ARN, or the bucket's when S3 Bucket Keys are on
+    (the archive uses them; the trail bucket does when trail.kmsKeyArn is set)."""
+    return [bucket, f"{bucket}/*"]
+
+
 def _replicators(region: str, organization_id: str | None, members: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """(Principal, Condition) for the members' replication roles: by organization when its id is
     known (a policy naming 2,000 roles would pass S3's 20 KB limit), else by role ARN."""
@@ -104,7 +110,7 @@ def archive_key_policy(archive: str, region: str, organization_id: str | None,
         "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": "*",
         "Condition": {**condition,
                       "StringEquals": {**condition.get("StringEquals", {}), "kms:ViaService": f"s3.{region}.amazonaws.com"},
-                      "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{bucket_arn(archive, region)}/*"}},
+                      "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_context(bucket_arn(archive, region))}},
     }
     return {
         "Version": "2012-10-17",
@@ -141,11 +147,11 @@ def replication_role_policy(source_bucket: str, archive: str, region: str, trail
              "Resource": f"{dest}/{REPLICATED_PREFIX}*"},
             {"Sid": "DecryptSource", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": trail_key_arn,
              "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
-                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{src}/*"}}},
+                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_context(src)}}},
             {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
              "Resource": f"arn:{partition(region)}:kms:{region}:{archive}:*",
              "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
-                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{dest}/*"}}},
+                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_context(dest)}}},
         ],
     }
 

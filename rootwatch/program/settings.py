@@ -273,9 +273,10 @@ class TrailSettings(_Model):
             raise ValueError(f"trail.archive replicates rootwatch's own trail buckets: it needs mode 'managed', "
                              f"not '{self.mode}' (lock the bucket of your own trail where it lives)")
         expire = self.lifecycle.expire_after_days
-        if expire and self.lock_days and self.lock_days > expire:
+        # The in-account lock only: with an archive the trail bucket is not locked (the archive keeps no lifecycle).
+        if not self.archive and expire and self.object_lock_days > expire:
             raise ValueError(f"trail.lifecycle.expireAfterDays ({expire}) is shorter than the Object Lock retention "
-                             f"({self.lock_days} days): S3 cannot expire locked log files")
+                             f"(trail.objectLockDays, {self.object_lock_days} days): S3 cannot expire locked log files")
         return self
 
     @property
