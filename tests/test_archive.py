@@ -237,3 +237,42 @@ def test_what_counts_as_immutable(extra: tuple[PolicyInput, ...], status: str, w
     assert verdict.compliant == evaluate(stack()).popitem()[1].compliant
     doc = summarize({verdict.account_id: verdict})
     assert doc["kpis"]["accountsWithImmutableLogs"] == (1 if status == "pass" else 0)
+
+
+# -- on moto: the lock the program declares refuses deletion -------------------------------------------
+
+
+def _s3_lock(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The registered BucketObjectLockConfiguration inputs, as S3's PutObjectLockConfiguration takes them."""
+    retention = inputs["rule"]["defaultRetention"]
+    return {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": retention["mode"],
+                                                                          "Days": int(retention["days"])}}}
+
+
+@pytest.mark.parametrize(("stack", "lock_name"), [("example", "rootwatch-archive-bucket-lock"),
+                                                  ("prevention", "rootwatch-222222222201-trail-bucket-lock")])
+def test_a_locked_log_file_cannot_be_deleted_even_by_its_account(stack: str, lock_name: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    lock = named(mockrun.run(stack), lock_name)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=lock.inputs["bucket"])
+        # An existing, versioned bucket: Object Lock is turned on by the configuration alone.
+        s3.put_bucket_versioning(Bucket=lock.inputs["bucket"], VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object_lock_configuration(Bucket=lock.inputs["bucket"], ObjectLockConfiguration=_s3_lock(lock.inputs))
+        key = "AWSLogs/222222222201/CloudTrail/us-east-1/2026/12/03/x.json.gz"
+        version = s3.put_object(Bucket=lock.inputs["bucket"], Key=key, Body=b"{}")["VersionId"]
+        assert s3.head_object(Bucket=lock.inputs["bucket"], Key=key)["ObjectLockMode"] == "COMPLIANCE"
+        with pytest.raises(ClientError) as refused:
+            s3.delete_object(Bucket=lock.inputs["bucket"], Key=key, VersionId=version)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+        # Governance-bypass does not apply to COMPLIANCE mode.
+        with pytest.raises(ClientError):
+            s3.delete_object(Bucket=lock.inputs["bucket"], Key=key, VersionId=version, BypassGovernanceRetention=True)
+        assert [v["VersionId"] for v in s3.list_object_versions(Bucket=lock.inputs["bucket"])["Versions"]] == [version]
