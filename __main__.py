@@ -24,6 +24,7 @@ try:
     scope = organization.discover(settings)
     # Org-level prevention is checked against the discovered organization before anything registers.
     prevention_plan = prevention.plan(scope, settings)
+    log_archive.archive_account(settings, scope)  # trail.archive names an account of the stack
     posture = prevention.load_posture(settings, os.path.dirname(os.path.abspath(__file__)))
 except RootwatchError as exc:  # e.g. no account in scope, an unknown shard: one line, no traceback
     raise pulumi.RunError(str(exc)) from None

@@ -122,7 +122,10 @@ def test_the_replication_role_reads_its_own_logs_and_writes_replicas_only(exampl
     assert by_sid["WriteReplicas"]["Resource"] == f"arn:aws:s3:::rootwatch-archive-{ARCHIVE}-us-east-1/AWSLogs/*"
     assert not any("Delete" in a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
     assert by_sid["DecryptSource"]["Resource"].startswith(f"arn:aws:kms:us-east-1:{acct}:key/")
-    assert by_sid["DecryptSource"]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [src, f"{src}/*"]}
+    # CloudTrail encrypts log files with the context aws:cloudtrail:arn (AWS's CloudTrail key policy decrypts on it).
+    assert by_sid["DecryptSource"]["Condition"] == {"StringEquals": {
+        "kms:ViaService": "s3.us-east-1.amazonaws.com",
+        "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:us-east-1:{acct}:trail/rootwatch"}}
     dest = f"arn:aws:s3:::rootwatch-archive-{ARCHIVE}-us-east-1"
     assert by_sid["EncryptReplicas"]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [dest, f"{dest}/*"]}
 
@@ -176,6 +179,10 @@ def test_locks_can_be_turned_off_and_an_archive_outside_the_stack_is_refused(
     assert err[-1].startswith("rootwatch: error: ") and "rootwatch:trail.archive.accountId: account 999999999999 is not " \
         "one of the stack's accounts or the hub" in err[-1]
     assert "Traceback" not in "\n".join(err)
+    # Refused before anything is registered (not even the account providers).
+    refused = mockrun.run("example", check=False,
+                          extra_config={"rootwatch:trail": json.dumps({"archive": {"accountId": "999999999999"}})})
+    assert refused.error and "999999999999" in str(refused.error) and not any(r.custom for r in refused.resources)
 
 
 # -- the evaluation ----------------------------------------------------------------------------------

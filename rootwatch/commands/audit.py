@@ -55,7 +55,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from rootwatch.compliance.rules import public_statements
+from rootwatch.compliance.rules import object_lock_problem, public_statements
 from rootwatch.core.errors import RootwatchError
 from rootwatch.detection.rule import CIS_PATTERN
 
@@ -404,8 +404,9 @@ def evaluate_immutable_logs(facts: Facts) -> Check | None:
             continue
         lock = entry.get("objectLock") or {}
         retention = (lock.get("Rule") or {}).get("DefaultRetention") or {}
-        if lock.get("ObjectLockEnabled") == "Enabled" and retention.get("Mode") == "COMPLIANCE" and \
-                (retention.get("Days") or retention.get("Years")):
+        problem = object_lock_problem(retention.get("Mode"), retention.get("Days"), retention.get("Years")) \
+            if lock.get("ObjectLockEnabled") == "Enabled" else "no Object Lock"
+        if problem is None:
             span = f"{retention['Days']} days" if retention.get("Days") else f"{retention['Years']} years"
             verdicts.append(_ok(f"bucket {bucket}: S3 Object Lock COMPLIANCE, {span}"))
             continue
@@ -417,8 +418,8 @@ def evaluate_immutable_logs(facts: Facts) -> Check | None:
                                 "(that bucket's lock is shown when its account is audited)"))
         elif rules:
             verdicts.append(_fail(f"bucket {bucket}: replication copies delete markers to the archive"))
-        elif retention.get("Mode") == "GOVERNANCE":
-            verdicts.append(_fail(f"bucket {bucket}: Object Lock GOVERNANCE can be bypassed (s3:BypassGovernanceRetention)"))
+        elif lock.get("ObjectLockEnabled") == "Enabled":
+            verdicts.append(_fail(f"bucket {bucket}: {problem}"))
         else:
             verdicts.append(_fail(f"bucket {bucket}: versioned at most: the account's root user or an admin can "
                                   "delete every log file"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from rootwatch.compliance.rules import public_statements
+from rootwatch.core.severity import Severity
 
 Check = dict[str, Any]
 
@@ -88,8 +89,6 @@ def _or_none(edge: Any, call: Any) -> Any:
 
 def collect_hub(edge: Any, clients: Any, target: HubTarget) -> dict[str, Any]:
     """Read the hub's bus, rules, formatter, topics and intake queue (one account, one region)."""
-    from rootwatch.core.severity import Severity
-
     n = _names()
     region = target.region
     ev, lam, sqs = clients("events", region), clients("lambda", region), clients("sqs", region)
@@ -233,7 +232,7 @@ def evaluate_hub(facts: Mapping[str, Any], topic_verdict: Any, hub_tamper: bool 
         "topics": evaluate_topics(facts.get("topics") or {}, topic_verdict),
         "intake": evaluate_intake(facts.get("intake"), facts.get("mappings") or [], function_arn),
         "tamperPath": evaluate_tamper_path(facts.get("direct") or {}, facts.get("heartbeat"),
-                                           str((facts.get("topics") or {}).get("critical", {}).get("arn")), hub_tamper),
+                                           n["topic"](facts["accountId"], facts["region"], Severity.CRITICAL), hub_tamper),
     }
 
 

@@ -49,6 +49,7 @@ from rootwatch.compliance.rules import (
     is_root_rule,
     is_sns_arn,
     key_policy_problems,
+    object_lock_problem,
     pattern_problems,
     public_statements,
     retention_problems,
@@ -192,12 +193,17 @@ def _same_bucket(ref: PolicyInput, prop: str, bucket: str | None, bucket_res: Po
     return None
 
 
-def _trail_storage_problems(trail: PolicyInput, acct: AccountResources, idx: ResourceIndex, p: Problems) -> None:
-    """S3 access logging on the trail's bucket (CIS 3.x) and rotation of the trail's key, when managed here."""
+def _trail_bucket(trail: PolicyInput, idx: ResourceIndex) -> tuple[str | None, PolicyInput | None]:
     bucket = known_str(trail.props.get("s3BucketName"))
     bucket_res = next(iter(idx.deps(trail, "s3BucketName", BUCKET_TYPE)), None)
     if bucket is None and bucket_res is not None:
         bucket = known_str(bucket_res.props.get("bucket"))
+    return bucket, bucket_res
+
+
+def _trail_storage_problems(trail: PolicyInput, acct: AccountResources, idx: ResourceIndex, p: Problems) -> None:
+    """S3 access logging on the trail's bucket (CIS 3.x) and rotation of the trail's key, when managed here."""
+    bucket, bucket_res = _trail_bucket(trail, idx)
     logging = [_same_bucket(bl, "bucket", bucket, bucket_res, idx) for bl in acct.of(BUCKET_LOGGING_TYPE)]
     if True not in logging:
         if None in logging:
@@ -564,14 +570,6 @@ def check_hardening(acct: AccountResources) -> CheckResult:
 # --- immutable logs (reported, not counted in "compliant") -----------------------------------------
 
 
-def _trail_bucket(trail: PolicyInput, idx: ResourceIndex) -> tuple[str | None, PolicyInput | None]:
-    bucket = known_str(trail.props.get("s3BucketName"))
-    bucket_res = next(iter(idx.deps(trail, "s3BucketName", BUCKET_TYPE)), None)
-    if bucket is None and bucket_res is not None:
-        bucket = known_str(bucket_res.props.get("bucket"))
-    return bucket, bucket_res
-
-
 def _lock_of(bucket: str | None, bucket_res: PolicyInput | None, locks: Sequence[PolicyInput],
              idx: ResourceIndex) -> tuple[PolicyInput | None, bool]:
     """The Object Lock configuration of that bucket, and whether some lock's bucket is still unknown."""
@@ -587,14 +585,7 @@ def _lock_of(bucket: str | None, bucket_res: PolicyInput | None, locks: Sequence
 def _lock_problem(lock: PolicyInput) -> str | None:
     """None when the lock is COMPLIANCE mode with a positive default retention; else what is wrong."""
     retention = first_object(first_object(lock.props.get("rule")).get("defaultRetention"))
-    mode, days = retention.get("mode"), as_number(retention.get("days"))
-    years = as_number(retention.get("years"))
-    if mode != "COMPLIANCE":
-        return (f"Object Lock mode {mode or 'unset'} (GOVERNANCE can be bypassed with s3:BypassGovernanceRetention; "
-                "COMPLIANCE cannot)")
-    if not (days or years):
-        return "Object Lock has no default retention: new log files are not locked"
-    return None
+    return object_lock_problem(retention.get("mode"), as_number(retention.get("days")), as_number(retention.get("years")))
 
 
 def _lock_text(lock: PolicyInput) -> str:

@@ -353,3 +353,14 @@ def rule_problems(props: Mapping[str, Any]) -> Problems:
     return p
 
 
+
+
+def object_lock_problem(mode: Any, days: Any, years: Any) -> str | None:
+    """The default retention of a trail bucket's Object Lock, judged once (the evaluation and `audit`):
+    None when COMPLIANCE mode with a retention; else what lets someone in the account delete log files."""
+    if mode != "COMPLIANCE":
+        return (f"Object Lock mode {mode or 'unset'} (GOVERNANCE can be bypassed with s3:BypassGovernanceRetention; "
+                "COMPLIANCE cannot)")
+    if not (days or years):
+        return "Object Lock has no default retention: new log files are not locked"
+    return None

@@ -29,6 +29,10 @@ import pulumi
 import pulumi_aws as aws
 
 from rootwatch.core.arns import partition
+from rootwatch.core.errors import ConfigError
+from rootwatch.program import organization
+from rootwatch.program.organization import Account, Scope
+from rootwatch.program.settings import RootwatchSettings
 
 COMPONENT_TYPE = "rootwatch:index:LogArchive"
 RESOURCE_NAME = "rootwatch-archive"
@@ -62,8 +66,8 @@ def lock_rule(days: int) -> aws.s3.BucketObjectLockConfigurationRuleArgs:
 
 
 def _s3_context(bucket: str) -> list[str]:
-    """S3's KMS encryption context: the object's ARN, or the bucket's when S3 Bucket Keys are on
-    (the archive uses them; the trail bucket does when trail.kmsKeyArn is set)."""
+    """S3's KMS encryption context for the replicas: the object's ARN, or the bucket's when S3 Bucket
+    Keys are on (the archive uses them)."""
     return [bucket, f"{bucket}/*"]
 
 
@@ -130,8 +134,12 @@ def replication_trust_policy(account_id: str) -> dict[str, Any]:
     }
 
 
-def replication_role_policy(source_bucket: str, archive: str, region: str, trail_key_arn: str) -> dict[str, Any]:
-    """Read the member's log files (decrypting with its trail key through S3), write replicas."""
+def replication_role_policy(source_bucket: str, archive: str, region: str, trail_key_arn: str,
+                            trail_arn: str) -> dict[str, Any]:
+    """Read the member's log files (decrypting with its trail key through S3), write replicas.
+
+    CloudTrail encrypts each log file with the encryption context ``aws:cloudtrail:arn`` (the trail):
+    that is the context AWS's own CloudTrail key policy conditions decryption on, so it is the one here."""
     src = f"arn:{partition(region)}:s3:::{source_bucket}"
     dest = bucket_arn(archive, region)
     return {
@@ -146,8 +154,8 @@ def replication_role_policy(source_bucket: str, archive: str, region: str, trail
             {"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateTags"],
              "Resource": f"{dest}/{REPLICATED_PREFIX}*"},
             {"Sid": "DecryptSource", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": trail_key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
-                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_context(src)}}},
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                            "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}}},
             {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
              "Resource": f"arn:{partition(region)}:kms:{region}:{archive}:*",
              "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
@@ -237,7 +245,7 @@ def lock_trail_bucket(name: str, bucket: aws.s3.Bucket, days: int, region: str, 
 
 
 def replicate_trail_bucket(name: str, account_id: str, region: str, bucket: aws.s3.Bucket, source_bucket: str,
-                           trail_key_arn: pulumi.Input[str], archive: str, versioning: pulumi.Resource,
+                           trail_key_arn: pulumi.Input[str], trail_arn: str, archive: str, versioning: pulumi.Resource,
                            parent: pulumi.Resource, tags: Mapping[str, str],
                            depends_on: Sequence[pulumi.Resource] = ()) -> aws.s3.BucketReplicationConfig:
     """Every new log file of this account's trail bucket, replicated into the locked archive."""
@@ -249,7 +257,7 @@ def replicate_trail_bucket(name: str, account_id: str, region: str, bucket: aws.
     role_policy = aws.iam.RolePolicy(
         f"{name}-replication-role-policy", name=REPLICATION_ROLE_NAME, role=role.id,
         policy=pulumi.Output.from_input(trail_key_arn).apply(
-            lambda k: json.dumps(replication_role_policy(source_bucket, archive, region, k))),
+            lambda k: json.dumps(replication_role_policy(source_bucket, archive, region, k, trail_arn))),
         opts=plain)
     return aws.s3.BucketReplicationConfig(
         f"{name}-trail-bucket-replication", bucket=bucket.id, role=role.arn,
@@ -270,29 +278,28 @@ def replicate_trail_bucket(name: str, account_id: str, region: str, bucket: aws.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[versioning, role_policy, *depends_on]))
 
 
-def archive_account(settings: Any, candidates: Sequence[Any]) -> Any:
-    """The log-archive account among the stack's accounts and the hub; refused in one line otherwise."""
-    from rootwatch.core.errors import ConfigError
-
+def archive_account(settings: RootwatchSettings, scope: Scope) -> Account | None:
+    """The log-archive account among the stack's accounts and the hub (None without trail.archive);
+    refused in one line otherwise. Called before anything is registered."""
+    if settings.trail.archive is None:
+        return None
     wanted = settings.trail.archive.account_id
-    found = next((a for a in candidates if a.id == wanted), None)
+    found = next((a for a in (*scope.accounts, *([scope.hub] if scope.hub else ())) if a.id == wanted), None)
     if found is None:
         raise ConfigError([f"rootwatch:trail.archive.accountId: account {wanted} is not one of the stack's accounts "
                            f"or the hub: rootwatch needs a provider there to create the locked bucket"])
     return found
 
 
-def deploy(settings: Any, scope: Any, stack: str, providers: Mapping[str, Any]) -> LogArchive | None:
+def deploy(settings: RootwatchSettings, scope: Scope, stack: str, providers: Mapping[str, Any]) -> LogArchive | None:
     """The log archive (trail.archive), through the archive account's provider; None when unset."""
-    if settings.trail.archive is None:
+    acct = archive_account(settings, scope)
+    if acct is None or settings.trail.archive is None:
         return None
-    from rootwatch.program import organization
-
-    acct = archive_account(settings, [*scope.accounts, *([scope.hub] if scope.hub else [])])
-    members = [a.id for a in scope.accounts if settings.trail.mode == "managed"]
     return LogArchive(
         RESOURCE_NAME,
         LogArchiveArgs(account_id=acct.id, region=settings.home_region, retention_days=settings.trail.archive.retention_days,
-                       organization_id=scope.organization_id, members=members,
+                       # trail.archive requires trail.mode managed: every account's trail replicates here.
+                       organization_id=scope.organization_id, members=[a.id for a in scope.accounts],
                        stack_tags=organization.managed_tags(stack), protect=settings.protect),
         pulumi.ResourceOptions(provider=providers[acct.id]))

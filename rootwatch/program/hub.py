@@ -155,10 +155,14 @@ def hub_key_policy(hub: str, region: str) -> dict[str, Any]:
     return policy
 
 
+def default_bus_rule_arn(hub: str, region: str, name: str) -> str:
+    """A rule on the hub account's default bus (the hub's tamper rule, the heartbeat schedule)."""
+    return f"arn:{partition(region)}:events:{region}:{hub}:rule/{name}"
+
+
 def direct_rule_arns(hub: str, region: str) -> list[str]:
     """The two rules that publish tamper events to the critical topic themselves."""
-    return [f"arn:{partition(region)}:events:{region}:{hub}:rule/{HUB_TAMPER_RULE_NAME}",  # default bus
-            hub_rule_arn(hub, region, DIRECT_RULE)]
+    return [default_bus_rule_arn(hub, region, HUB_TAMPER_RULE_NAME), hub_rule_arn(hub, region, DIRECT_RULE)]
 
 
 def hub_topic_policy(hub: str, region: str, level: Severity) -> dict[str, Any]:
@@ -220,8 +224,7 @@ def route_queue_policy(queue: str, topics: Sequence[str]) -> dict[str, Any]:
 def events_dlq_policy(hub: str, region: str) -> dict[str, Any]:
     q = queue_arn(hub, region, EVENTS_DLQ_NAME)
     rules = [*(hub_rule_arn(hub, region, n) for n in BUS_RULES),
-             *direct_rule_arns(hub, region)[:1],
-             f"arn:{partition(region)}:events:{region}:{hub}:rule/{HEARTBEAT_RULE}"]
+             *(default_bus_rule_arn(hub, region, n) for n in (HUB_TAMPER_RULE_NAME, HEARTBEAT_RULE))]
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -346,7 +346,8 @@ class RootActivityMonitor(pulumi.ComponentResource):
         self._lifecycle(name, bucket, s, region, child)
         # Immutable logs (rootwatch.program.archive): replicas in the locked log archive, else a lock here.
         if s.trail.archive is not None:
-            archive.replicate_trail_bucket(name, acct, region, bucket, bname, key.arn, s.trail.archive.account_id,
+            archive.replicate_trail_bucket(name, acct, region, bucket, bname, key.arn,
+                                           trail_arn(acct, region, trail_name), s.trail.archive.account_id,
                                            versioning, self, tags, args.archive_ready)
         elif s.trail.object_lock_days:
             archive.lock_trail_bucket(name, bucket, s.trail.object_lock_days, region, versioning, self)

@@ -193,8 +193,7 @@ INVOKE_ACTIONS: dict[str, list[str]] = {
 }
 
 IMMUTABLE_LOG_TYPES = frozenset({"aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-                                 "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
-                                 "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"})
+                                 "aws:s3/bucketReplicationConfig:BucketReplicationConfig"})
 
 # IAM action names with no API operation of the same name (IAM Service Authorization Reference):
 # permission-only actions and S3's historical names for bucket sub-resources.
