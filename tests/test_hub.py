@@ -555,6 +555,9 @@ def test_the_offline_runner_groups_by_the_components_real_types() -> None:
 
     assert mockrun.HUB_TYPE == hubmod.COMPONENT_TYPE
     assert mockrun.MONITOR_TYPE == monitor.COMPONENT_TYPE
+    from rootwatch.program import archive
+
+    assert mockrun.ARCHIVE_TYPE == archive.COMPONENT_TYPE
 
 
 # -- tamper alerts without the formatter (issue 19) ---------------------------------------------

@@ -117,26 +117,31 @@ def detect_line(seconds: float | None, path: str) -> str:
     return f"Time to detect: {duration(seconds)} from {start} to this alert ({verdict} the 5-minute target)"
 
 
+def _emf(now: datetime, metric: str, unit: str, value: float, dimensions: Mapping[str, str],
+         **properties: Any) -> dict[str, Any]:
+    """One EMF document: ``metric`` in namespace ``rootwatch`` by ``dimensions`` (their values in the line)."""
+    return {
+        "_aws": {
+            "Timestamp": int(now.timestamp() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [list(dimensions)],
+                "Metrics": [{"Name": metric, "Unit": unit}],
+            }],
+        },
+        **dimensions,
+        metric: value,
+        **{k: v for k, v in properties.items() if v is not None},
+    }
+
+
 def emf_document(seconds: float, *, path: str, level: str, now: datetime, **properties: Any) -> dict[str, Any]:
     """One EMF document: metric ``TimeToDetect`` (Seconds) in namespace ``rootwatch`` by (path, level).
 
     ``properties`` (kind, account, event id) stay in the log line for Logs Insights; they are
     not dimensions, so the metric's cardinality stays (paths x levels).
     """
-    return {
-        "_aws": {
-            "Timestamp": int(now.timestamp() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [list(DIMENSIONS)],
-                "Metrics": [{"Name": METRIC, "Unit": "Seconds"}],
-            }],
-        },
-        "path": path,
-        "level": level,
-        METRIC: seconds,
-        **{k: v for k, v in properties.items() if v is not None},
-    }
+    return _emf(now, METRIC, "Seconds", seconds, dict(zip(DIMENSIONS, (path, level))), **properties)
 
 
 def emf_line(seconds: float, *, path: str, level: str, now: datetime, **properties: Any) -> str:
@@ -151,14 +156,5 @@ def heartbeat_line(now: datetime, accounts: int) -> str:
     Only a formatter that loaded its directory writes it; the hub's alarm on the metric treats
     missing data as breaching, so silence (deleted, disabled, replaced code) is what pages.
     """
-    doc = {
-        "_aws": {
-            "Timestamp": int(now.timestamp() * 1000),
-            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[]],
-                                   "Metrics": [{"Name": HEARTBEAT_METRIC, "Unit": "Count"}]}],
-        },
-        HEARTBEAT_METRIC: 1,
-        "kind": "heartbeat",
-        "accounts": accounts,
-    }
+    doc = _emf(now, HEARTBEAT_METRIC, "Count", 1, {}, kind="heartbeat", accounts=accounts)
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)

@@ -78,8 +78,8 @@ class Run:
         """Cloud resources grouped by the account whose monitor (or provider) owns them.
 
         The alert hub's resources are grouped apart, under ``HUB_GROUP``, the log archive's under
-        ``ARCHIVE_GROUP``; organization-level
-        resources (prevention, in the management account) under ``""``."""
+        ``ARCHIVE_GROUP``; organization-level resources (prevention, in the management account)
+        under ``""``."""
         by_urn = {r.urn: r for r in self.resources}
         provider_account = {
             r.urn: r.name.removeprefix("account-") for r in self.resources if r.type == "pulumi:providers:aws"
