@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from test_hub import provider_account
 
 from rootwatch.commands.cli import main
 from rootwatch.compliance import evaluate, summarize
@@ -33,12 +34,6 @@ def local() -> mockrun.Run:
 
 def named(run: mockrun.Run, name: str) -> mockrun.Registered:
     return next(r for r in run.resources if r.name == name)
-
-
-def provider_account(run: mockrun.Run, r: mockrun.Registered) -> str:
-    ref = r.provider.rsplit("::", 1)[0]
-    (p,) = [p for p in run.by_type("pulumi:providers:aws") if p.urn == ref]
-    return json.loads(p.inputs["allowedAccountIds"])[0]
 
 
 # -- the archive, as planned ----------------------------------------------------------------------
